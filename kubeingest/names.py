@@ -1,0 +1,90 @@
+"""Every Redis stream, group and key name, spelled once.
+
+Streams follow the seeds' `{service}:{action_type}` convention under a configurable prefix, so
+several installations can share one Redis. Per-job keys carry the job id so deleting a job is a
+bounded set of DEL calls, never a SCAN of the keyspace.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_PREFIX = "kubeingest"
+
+EMBEDDING_SERVICE = "embedding_service"
+INGESTION_SERVICE = "ingestion_service"
+
+ACTION_EMBED_BATCH = "embedding.batch.process"
+ACTION_EMBEDDING_RESULT = "ingestion.embedding_result"
+
+EMBEDDER_GROUP = "embedders"
+SINK_GROUP = "ingestion-workers"
+
+DEAD_SUFFIX = ":dead"
+
+
+@dataclass(frozen=True)
+class Names:
+    """Names under one prefix; build it once from settings and pass it around."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    def _p(self, name: str) -> str:
+        return f"{self.prefix}:{name}" if self.prefix else name
+
+    # -- streams -------------------------------------------------------------------------
+    @property
+    def embed_requests(self) -> str:
+        return self._p(f"{EMBEDDING_SERVICE}:{ACTION_EMBED_BATCH}")
+
+    @property
+    def embedding_results(self) -> str:
+        return self._p(f"{INGESTION_SERVICE}:{ACTION_EMBEDDING_RESULT}")
+
+    @staticmethod
+    def dead(stream: str) -> str:
+        return stream + DEAD_SUFFIX
+
+    # -- chunk context (the first seed's `chunk:{id}` pattern) ---------------------------
+    def chunk_context(self, job_id: str, chunk_id: str) -> str:
+        # The job id in the key lets delete find a job's pending context with one SCAN MATCH
+        # over a keyspace that backpressure keeps small.
+        return self._p(f"chunk:{job_id}:{chunk_id}")
+
+    def chunk_context_pattern(self, job_id: str) -> str:
+        return self._p(f"chunk:{job_id}:*")
+
+    # -- per-job state -------------------------------------------------------------------
+    def job_state(self, job_id: str) -> str:
+        """Hash of counters and flags written by the producer and the sink."""
+        return self._p(f"job:{job_id}")
+
+    def job_done_bits(self, job_id: str) -> str:
+        """Bitmap: bit `seq` set once chunk `seq` is stored in Qdrant (idempotent progress)."""
+        return self._p(f"job:{job_id}:done")
+
+    def job_failed_bits(self, job_id: str) -> str:
+        """Bitmap: bit `seq` set when chunk `seq` failed for good."""
+        return self._p(f"job:{job_id}:failed")
+
+    def job_failed_documents(self, job_id: str) -> str:
+        """List of JSON {document, reason}, capped; the full count is in the job hash."""
+        return self._p(f"job:{job_id}:failed_documents")
+
+    def job_errors(self, job_id: str) -> str:
+        """Hash error_code -> failed chunk count."""
+        return self._p(f"job:{job_id}:errors")
+
+    def job_index(self) -> str:
+        """Set of job ids with live state (for listing and cleanup)."""
+        return self._p("jobs")
+
+    def job_keys(self, job_id: str) -> list[str]:
+        """Every per-job key, for cleanup on delete."""
+        return [
+            self.job_state(job_id),
+            self.job_done_bits(job_id),
+            self.job_failed_bits(job_id),
+            self.job_failed_documents(job_id),
+            self.job_errors(job_id),
+        ]

@@ -1,0 +1,131 @@
+"""Settings of each process kind, from environment variables (`KUBEINGEST_*`) and Secrets.
+
+One class per process kind, loaded through a cached `get_*_settings()`; nothing reads the
+environment at import time. Secrets (Redis URL with password, Qdrant and API keys) come only
+from the environment, which the chart fills from Kubernetes Secrets.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from functools import cache
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from kubeingest.names import DEFAULT_PREFIX
+from kubeingest.spec import DEFAULT_MODEL, Backend
+
+
+def default_consumer_name() -> str:
+    """Pod name (HOSTNAME in Kubernetes) + pid: stable across a container's restarts of a
+    process, distinct between replicas, so XPENDING shows who holds what."""
+    return f"{os.environ.get('HOSTNAME') or socket.gethostname()}-{os.getpid()}"
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KUBEINGEST_", extra="ignore")
+
+    redis_url: SecretStr | None = Field(
+        None, description="redis:// URL (may hold the password); unset = in-process fakeredis, "
+        "for `kubeingest run` only."
+    )
+    stream_prefix: str = Field(DEFAULT_PREFIX, description="Prefix of every key and stream.")
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = Field(
+        9100, description="Port of /metrics, /healthz, /readyz; 0 disables the server."
+    )
+    consumer_name: str = Field(default_factory=default_consumer_name)
+
+    # -- streams -------------------------------------------------------------------------
+    read_count: Annotated[int, Field(ge=1, le=1000)] = Field(
+        8, description="Entries per XREADGROUP; each entry is a whole batch of chunks."
+    )
+    block_ms: Annotated[int, Field(ge=1, le=60_000)] = Field(
+        1000, description="XREADGROUP block time; bounds how fast SIGTERM is noticed."
+    )
+    claim_idle_ms: Annotated[int, Field(ge=100)] = Field(
+        60_000, description="A pending entry idle this long belongs to a dead consumer and is "
+        "reclaimed (XAUTOCLAIM). Longer than the slowest batch, or work is duplicated."
+    )
+    max_deliveries: Annotated[int, Field(ge=1, le=100)] = Field(
+        5, description="After this many deliveries an entry goes to the dead-letter stream."
+    )
+    dead_letter_maxlen: Annotated[int, Field(ge=100)] = Field(
+        100_000, description="Approximate cap of each :dead stream (oldest dropped first)."
+    )
+    context_ttl_s: Annotated[int, Field(ge=60)] = Field(
+        24 * 3600, description="TTL of stored chunk context; a result arriving later counts "
+        "as failed with reason context_expired. Generous: a job may queue for hours."
+    )
+
+
+class EmbedderSettings(CommonSettings):
+    backend: Backend = Backend.SENTENCE_TRANSFORMERS
+    model: str = DEFAULT_MODEL
+    device: str | None = Field(None, description="torch device; unset = cuda if present.")
+    normalize: bool = True
+    encode_batch_size: Annotated[int, Field(ge=1, le=4096)] = 64
+    hash_dim: Annotated[int, Field(ge=2, le=8192)] = 384
+    max_text_bytes: Annotated[int, Field(ge=1)] = Field(
+        64 * 1024, description="Longer texts are cut before tokenizing (the model would "
+        "truncate them anyway; this bounds tokenizer time)."
+    )
+    # openai-compatible servers (vLLM serve, TEI, ...)
+    openai_base_url: str = "http://127.0.0.1:8000"
+    openai_api_key: SecretStr | None = None
+    openai_timeout_s: Annotated[float, Field(gt=0)] = 60.0
+    openai_max_retries: Annotated[int, Field(ge=0, le=20)] = 4
+    openai_max_batch: Annotated[int, Field(ge=1)] = 256
+    # in-process vLLM
+    vllm_dtype: str = "auto"
+    vllm_max_model_len: int | None = None
+    vllm_gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)] = 0.85
+    vllm_tensor_parallel_size: Annotated[int, Field(ge=1)] = 1
+    vllm_enforce_eager: bool = False
+
+    @field_validator("model")
+    @classmethod
+    def _model_named(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("model must not be empty")
+        return v
+
+
+class SinkSettings(CommonSettings):
+    qdrant_url: str | None = Field(
+        None, description="Qdrant server URL; unset = local mode in qdrant_path."
+    )
+    qdrant_api_key: SecretStr | None = None
+    qdrant_path: str = Field(".kubeingest/qdrant", description="Local-mode storage folder.")
+    qdrant_timeout_s: Annotated[int, Field(ge=1)] = 30
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9101
+
+
+class ApiSettings(EmbedderSettings):
+    api_keys: SecretStr | None = Field(
+        None, description="Comma-separated `key` or `tenant:key` entries; when set, requests "
+        "that change state need `Authorization: Bearer <key>` (or X-API-Key)."
+    )
+    max_chunks_per_request: Annotated[int, Field(ge=1)] = 1024
+    max_request_bytes: Annotated[int, Field(ge=1024)] = 16 * 1024 * 1024
+    host: str = "0.0.0.0"  # noqa: S104  # a pod's server must listen on the pod IP
+    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+
+
+@cache
+def get_embedder_settings() -> EmbedderSettings:
+    return EmbedderSettings()
+
+
+@cache
+def get_sink_settings() -> SinkSettings:
+    return SinkSettings()
+
+
+@cache
+def get_api_settings() -> ApiSettings:
+    return ApiSettings()

@@ -1,0 +1,147 @@
+"""The embedding service: `embedding.batch.process` in, `ingestion.embedding_result` out.
+
+For each request it embeds the texts and replies on the request's `reply_to_stream` with the
+same `correlation_id`; the entry is acked only after the reply is written. A batch that cannot
+be embedded becomes an error reply with an `error_code`, never a dead worker; a message that
+cannot even be parsed goes to the dead-letter stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from redis.asyncio import Redis
+
+from kubeingest import metrics
+from kubeingest.contracts import (
+    ContractError,
+    DomainAction,
+    EmbedBatchData,
+    EmbeddingResultData,
+    Float32Matrix,
+    decode_action,
+    encode_action,
+    parse_data,
+)
+from kubeingest.embedding import Embedder, EmbeddingError
+from kubeingest.names import ACTION_EMBED_BATCH, ACTION_EMBEDDING_RESULT, EMBEDDING_SERVICE
+from kubeingest.streams import DeadLetter, Delivery, Outcome, Result
+
+logger = logging.getLogger(__name__)
+
+
+class EmbeddingService:
+    def __init__(self, redis: Redis, embedder: Embedder, *, max_text_bytes: int = 65536) -> None:
+        self.redis = redis
+        self.embedder = embedder
+        self.max_text_bytes = max_text_bytes
+        self._labels = {"backend": embedder.backend, "model": embedder.model}
+
+    async def handle(self, batch: list[Delivery]) -> dict[bytes, Result]:
+        results: dict[bytes, Result] = {}
+        for d in batch:
+            results[d.entry_id] = await self._handle_one(d)
+        return results
+
+    async def _handle_one(self, d: Delivery) -> Result:
+        try:
+            action = decode_action(d.fields)
+            if action.action_type != ACTION_EMBED_BATCH:
+                raise ContractError(f"unexpected action_type {action.action_type!r}")
+            data = parse_data(action, EmbedBatchData)
+            if not action.reply_to_stream:
+                raise ContractError("reply_to_stream is missing")
+        except ContractError as e:
+            return DeadLetter(f"malformed: {e}")
+        if data.model != self.embedder.model:
+            await self._reply_error(action, data, "model_mismatch",
+                                    f"this embedder serves {self.embedder.model!r}, "
+                                    f"not {data.model!r}")
+            return Outcome.ACK
+        texts = [self._cap(t) for t in data.texts]
+        started = time.perf_counter()
+        try:
+            vectors = await asyncio.to_thread(self.embedder.embed, texts)
+        except EmbeddingError as e:
+            if e.retryable:
+                logger.warning("batch %s: %s (will retry)", action.correlation_id, e)
+                return Outcome.RETRY
+            await self._reply_error(action, data, e.code, str(e))
+            return Outcome.ACK
+        except Exception as e:
+            # Whatever the engine raised (a bad input, CUDA OOM), this batch fails and the
+            # worker lives on; the sink counts the chunks as failed under the job's policy.
+            logger.exception("batch %s failed in the backend", action.correlation_id)
+            await self._reply_error(action, data, "embedding_failed", f"{type(e).__name__}: {e}")
+            return Outcome.ACK
+        elapsed = time.perf_counter() - started
+        await self._reply(action, data, vectors)
+        metrics.EMBED_SECONDS.labels(**self._labels).observe(elapsed)
+        metrics.EMBED_BATCH_SIZE.labels(**self._labels).observe(len(texts))
+        metrics.EMBED_TEXTS.labels(**self._labels).inc(len(texts))
+        metrics.EMBED_BATCHES.labels(**self._labels, status="success").inc()
+        logger.info("embedded %d texts for %s in %.3fs (trace %s)", len(texts), data.task_id,
+                    elapsed, action.trace_id)
+        return Outcome.ACK
+
+    def _cap(self, text: str) -> str:
+        raw = text.encode()
+        if len(raw) <= self.max_text_bytes:
+            return text
+        return raw[: self.max_text_bytes].decode("utf-8", errors="ignore")
+
+    async def _reply(self, action: DomainAction, data: EmbedBatchData, v: Float32Matrix) -> None:
+        if v.shape[0] != len(data.chunk_ids):
+            raise EmbeddingError("embedding_failed", "backend returned the wrong vector count")
+        result = _result_data(data, status="success", dim=int(v.shape[1]), count=int(v.shape[0]))
+        await self._send(action, result, v)
+
+    async def _reply_error(
+        self, action: DomainAction, data: EmbedBatchData, code: str, message: str
+    ) -> None:
+        logger.warning("batch %s of %s: %s: %s", action.correlation_id, data.task_id, code,
+                       message)
+        metrics.EMBED_ERRORS.labels(**self._labels, error_code=code).inc()
+        metrics.EMBED_BATCHES.labels(**self._labels, status="error").inc()
+        result = _result_data(data, status="error", error_code=code, error_message=message[:1000])
+        await self._send(action, result, None)
+
+    async def _send(
+        self, action: DomainAction, result: EmbeddingResultData, v: Float32Matrix | None
+    ) -> None:
+        reply = DomainAction(
+            action_type=ACTION_EMBEDDING_RESULT,
+            correlation_id=action.correlation_id,
+            trace_id=action.trace_id,
+            task_id=action.task_id,
+            tenant_id=action.tenant_id,
+            origin_service=EMBEDDING_SERVICE,
+            data=result.model_dump(),
+        )
+        assert action.reply_to_stream is not None
+        await self.redis.xadd(action.reply_to_stream, encode_action(reply, v))  # type: ignore[arg-type]
+
+    async def on_dead_letter(self, d: Delivery, reason: str) -> None:
+        """A request given up on: tell the sink, so the job counts its chunks as failed."""
+        try:
+            action = decode_action(d.fields)
+            data = parse_data(action, EmbedBatchData)
+        except ContractError:
+            return  # nothing to account: we cannot even tell which job it belonged to
+        if action.reply_to_stream:
+            await self._reply_error(action, data, "dead_lettered", reason)
+
+
+def _result_data(data: EmbedBatchData, **kw: object) -> EmbeddingResultData:
+    return EmbeddingResultData.model_validate({
+        "task_id": data.task_id,
+        "chunk_ids": data.chunk_ids,
+        "chunk_seqs": data.chunk_seqs,
+        "collection_id": data.collection_id,
+        "tenant_id": data.tenant_id,
+        "document_id": data.document_id,
+        "model": data.model,
+        **kw,
+    })

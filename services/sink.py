@@ -1,0 +1,185 @@
+"""The ingestion worker: embedding results in, points in Qdrant, progress recorded.
+
+For each result it joins the vectors with the chunk context the producer stored, upserts the
+points (one batched call per collection for everything read at once), deletes the context,
+records each chunk as done exactly once, and only then acks. A redelivered result finds its
+chunks already marked done and changes nothing; a result whose context is gone and whose chunks
+are not done counts as failed with reason `context_expired`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from qdrant_client import models
+from redis.asyncio import Redis
+
+from kubeingest import metrics
+from kubeingest.contracts import (
+    ContractError,
+    EmbeddingResultData,
+    Float32Matrix,
+    decode_action,
+    parse_data,
+    result_vectors,
+)
+from kubeingest.names import Names
+from kubeingest.progress import ProgressStore
+from kubeingest.qdrant_store import JOB_FIELD, DimensionMismatch, QdrantStore
+from kubeingest.streams import DeadLetter, Delivery, Outcome, Result
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Parsed:
+    delivery: Delivery
+    data: EmbeddingResultData
+    vectors: Float32Matrix
+    contexts: list[dict[str, object] | None] = field(default_factory=list)
+
+
+class IngestionSink:
+    def __init__(self, redis: Redis, names: Names, store: QdrantStore) -> None:
+        self.redis = redis
+        self.names = names
+        self.store = store
+        self.progress = ProgressStore(redis, names)
+
+    async def handle(self, batch: list[Delivery]) -> dict[bytes, Result]:
+        results: dict[bytes, Result] = {}
+        parsed: list[_Parsed] = []
+        for d in batch:
+            try:
+                action = decode_action(d.fields)
+                data = parse_data(action, EmbeddingResultData)
+                vectors = result_vectors(d.fields, data)
+            except ContractError as e:
+                results[d.entry_id] = DeadLetter(f"malformed: {e}")
+                continue
+            parsed.append(_Parsed(d, data, vectors))
+        if parsed:
+            await self._load_contexts(parsed)
+            await self._store(parsed)
+            for p in parsed:
+                results[p.delivery.entry_id] = Outcome.ACK
+        return results
+
+    async def _load_contexts(self, parsed: list[_Parsed]) -> None:
+        keys = [
+            self.names.chunk_context(p.data.task_id, cid) for p in parsed for cid in p.data.chunk_ids
+        ]
+        raw = await self.redis.mget(keys) if keys else []
+        i = 0
+        for p in parsed:
+            n = len(p.data.chunk_ids)
+            p.contexts = [json.loads(v) if v is not None else None for v in raw[i : i + n]]
+            i += n
+
+    async def _store(self, parsed: list[_Parsed]) -> None:
+        by_collection: dict[str, list[models.PointStruct]] = defaultdict(list)
+        dims: dict[str, tuple[int, str]] = {}
+        stored: list[tuple[str, list[int], list[str]]] = []  # job, seqs, chunk ids
+        failed: list[tuple[str, list[int], list[str], str]] = []  # job, seqs, ids, code
+        for p in parsed:
+            d = p.data
+            if d.status == "error":
+                failed.append((d.task_id, d.chunk_seqs, d.chunk_ids, d.error_code or "error"))
+                continue
+            missing_seqs: list[int] = []
+            ok_seqs, ok_ids = [], []
+            for row, (cid, seq, ctx) in enumerate(
+                zip(d.chunk_ids, d.chunk_seqs, p.contexts, strict=True)
+            ):
+                if ctx is None:
+                    missing_seqs.append(seq)
+                    continue
+                by_collection[d.collection_id].append(_point(cid, p.vectors[row], ctx, d))
+                dims.setdefault(d.collection_id, (d.dim, str(ctx.get("distance", "Cosine"))))
+                ok_seqs.append(seq)
+                ok_ids.append(cid)
+            if ok_seqs:
+                stored.append((d.task_id, ok_seqs, ok_ids))
+            if missing_seqs:
+                # Already-done chunks (a redelivery after the effect) are skipped by
+                # record_failed; the rest really lost their context.
+                failed.append((d.task_id, missing_seqs, [], "context_expired"))
+
+        for collection, points in by_collection.items():
+            dim, distance = dims[collection]
+            try:
+                await self.store.ensure_collection(collection, dim, distance)
+            except DimensionMismatch as e:
+                logger.error("%s", e)
+                for job, seqs, ids in [s for s in stored if _in(s, points)]:
+                    failed.append((job, seqs, ids, "dimension_mismatch"))
+                stored = [s for s in stored if not _in(s, points)]
+                continue
+            started = time.perf_counter()
+            await self.store.upsert(collection, points)
+            metrics.SINK_UPSERT_SECONDS.observe(time.perf_counter() - started)
+            metrics.SINK_POINTS.inc(len(points))
+
+        for job, seqs, ids in stored:
+            new = await self.progress.record_stored(job, seqs)
+            metrics.SINK_CHUNKS_STORED.inc(new)
+            await self._drop_contexts(job, ids)
+        for job, seqs, ids, code in failed:
+            new = await self.progress.record_failed(job, seqs, code)
+            if new:
+                metrics.SINK_CHUNKS_FAILED.labels(reason=code).inc(new)
+                logger.warning("job %s: %d chunks failed: %s", job, new, code)
+            await self._drop_contexts(job, ids)
+        if stored:
+            logger.info("stored %d chunks", sum(len(s[1]) for s in stored))
+
+    async def _drop_contexts(self, job: str, ids: list[str]) -> None:
+        if ids:
+            await self.redis.delete(*[self.names.chunk_context(job, i) for i in ids])
+
+    async def on_dead_letter(self, d: Delivery, reason: str) -> None:
+        """A result given up on: its chunks will never be stored, so count them failed."""
+        job, seqs = _job_and_seqs(d.fields)
+        if job is not None:
+            await self.progress.record_failed(job, seqs, "dead_lettered")
+
+
+def _job_and_seqs(fields: dict[bytes, bytes]) -> tuple[str | None, list[int]]:
+    """Best-effort read of a message too broken to validate (e.g. a vector count mismatch):
+    enough to account its chunks as failed instead of leaving the job waiting forever."""
+    try:
+        data = json.loads(fields.get(b"action", b"{}")).get("data", {})
+        job, seqs = data.get("task_id"), data.get("chunk_seqs")
+    except (ValueError, AttributeError):  # not JSON, or not an object: nothing to account
+        return None, []
+    if not isinstance(job, str) or not isinstance(seqs, list):
+        return None, []
+    return job, [s for s in seqs if isinstance(s, int) and 0 <= s < 2**32]
+
+
+def _in(entry: tuple[str, list[int], list[str]], points: list[models.PointStruct]) -> bool:
+    ids = {str(p.id) for p in points}
+    return bool(entry[2]) and entry[2][0] in ids
+
+
+def _point(
+    cid: str, vector: Float32Matrix, ctx: dict[str, object], d: EmbeddingResultData
+) -> models.PointStruct:
+    return models.PointStruct(
+        id=cid,
+        vector=vector.tolist(),
+        payload={
+            "text": ctx["text"],
+            "document_id": ctx["document_id"],
+            "chunk_index": ctx["index"],
+            "source": ctx["source"],
+            "metadata": ctx.get("metadata", {}),
+            "tenant_id": d.tenant_id,
+            "model": d.model,
+            JOB_FIELD: d.task_id,
+        },
+    )
