@@ -141,9 +141,10 @@ def _cmd_query(args: argparse.Namespace) -> int:
     from kubeingest.search import print_results, search
 
     try:
-        hits = asyncio.run(search(args.text, args.collection, args.top_k, qdrant_url=args.qdrant_url,
-                                  qdrant_path=args.qdrant_path, model=args.model,
-                                  backend=args.backend))
+        hits = asyncio.run(search(
+            args.text, args.collection, args.top_k, qdrant_url=args.qdrant_url,
+            qdrant_path=args.qdrant_path, model=args.model, backend=args.backend,
+        ))
     except LookupError as e:
         print(f"kubeingest: {e}", file=sys.stderr)
         return EXIT_USAGE

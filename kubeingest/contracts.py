@@ -114,6 +114,13 @@ class EmbeddingResultData(_Strict):
         return self
 
 
+class JobPurgeData(_Strict):
+    """`data` of an `ingestion.job.purge` action: delete a job's points from a collection."""
+
+    task_id: str
+    collection_id: str
+
+
 class HttpChunk(_Strict):
     chunk_id: Annotated[str, Field(min_length=1, max_length=256)]
     text: str

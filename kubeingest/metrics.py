@@ -82,3 +82,7 @@ INFLIGHT_BATCHES = Gauge(
     f"{NS}_fanout_inflight_batches", "Batches published and not yet stored or failed "
     "(summed over live jobs).",
 )
+OPERATOR_STATUS_PATCHES = Counter(
+    f"{NS}_operator_status_patches_total", "Status patches the operator asked for (only when "
+    "counts or phase changed).",
+)

@@ -50,3 +50,17 @@ def max_tokens(name: str) -> int:
             if isinstance(value, int) and value > 0:
                 return value
     return 512
+
+
+def embedding_dim(name: str) -> int | None:
+    """The model's output size when its files are local (sentence-transformers layout)."""
+    d = local_model_dir(name)
+    if d is None:
+        return None
+    import json
+
+    pooling = d / "1_Pooling" / "config.json"
+    if pooling.is_file():
+        value = json.loads(pooling.read_text()).get("word_embedding_dimension")
+        return int(value) if isinstance(value, int) else None
+    return None

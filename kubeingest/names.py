@@ -16,6 +16,8 @@ INGESTION_SERVICE = "ingestion_service"
 
 ACTION_EMBED_BATCH = "embedding.batch.process"
 ACTION_EMBEDDING_RESULT = "ingestion.embedding_result"
+# Control action on the results stream: delete a job's points (the sink owns Qdrant writes).
+ACTION_JOB_PURGE = "ingestion.job.purge"
 
 EMBEDDER_GROUP = "embedders"
 SINK_GROUP = "ingestion-workers"
@@ -75,6 +77,10 @@ class Names:
         """Hash error_code -> failed chunk count."""
         return self._p(f"job:{job_id}:errors")
 
+    def job_purged(self, job_id: str) -> str:
+        """Set by a sink once a job's points are deleted from Qdrant (deletionPolicy Delete)."""
+        return self._p(f"job:{job_id}:purged")
+
     def job_index(self) -> str:
         """Set of job ids with live state (for listing and cleanup)."""
         return self._p("jobs")
@@ -88,3 +94,4 @@ class Names:
             self.job_failed_documents(job_id),
             self.job_errors(job_id),
         ]
+

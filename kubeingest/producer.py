@@ -81,6 +81,8 @@ class Producer:
 
     async def run(self) -> FanoutResult:
         await self.progress.start(self.job_id)
+        if (await self.progress.read(self.job_id, failed_documents=0)).fanout_complete:
+            return FanoutResult.COMPLETE  # a restart after the last batch: nothing to redo
         checkpoint_chunks, checkpoint_docs = await self.progress.get_checkpoint(self.job_id)
         if checkpoint_chunks:
             logger.info("job %s: resuming after %d published chunks", self.job_id,

@@ -129,3 +129,29 @@ def get_sink_settings() -> SinkSettings:
 @cache
 def get_api_settings() -> ApiSettings:
     return ApiSettings()
+
+
+class OperatorSettings(CommonSettings):
+    qdrant_url: str | None = Field(
+        None, description="Qdrant server the operator checks collections on; unset = skip the "
+        "check (the sink still refuses a dimension mismatch, chunk by chunk)."
+    )
+    qdrant_api_key: SecretStr | None = None
+    kube_api_url: str | None = Field(
+        None, description="Talk to this API server URL without auth (tests, kubectl proxy); "
+        "unset = in-cluster config, else ~/.kube/config."
+    )
+    status_interval_s: Annotated[float, Field(gt=0, le=300)] = Field(
+        2.0, description="How often job status is flushed from progress (only when changed)."
+    )
+    purge_timeout_s: Annotated[float, Field(gt=0)] = Field(
+        120.0, description="How long delete waits for a sink to purge points (policy Delete)."
+    )
+    liveness_port: Annotated[int, Field(ge=0, le=65535)] = 8081
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9100
+    failed_documents_in_status: Annotated[int, Field(ge=0, le=50)] = 10
+
+
+@cache
+def get_operator_settings() -> OperatorSettings:
+    return OperatorSettings()

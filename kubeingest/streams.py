@@ -14,6 +14,7 @@ At-least-once delivery with a clean ledger:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -126,7 +127,8 @@ class StreamConsumer:
 
     async def _read(self) -> list[Delivery]:
         try:
-            resp = await self.redis.xreadgroup(
+            resp: list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]
+            resp = await self.redis.xreadgroup(  # type: ignore[assignment]
                 self.cfg.group, self.cfg.consumer, {self.cfg.stream: ">"},
                 count=self.cfg.read_count, block=self.cfg.block_ms,
             )
@@ -139,7 +141,7 @@ class StreamConsumer:
         out: list[Delivery] = []
         for _stream, entries in resp or []:
             for entry_id, fields in entries:
-                out.append(Delivery(entry_id, fields, 1))
+                out.append(Delivery(_b(entry_id), fields, 1))
         return out
 
     async def _reclaim(self) -> list[Delivery]:
@@ -172,7 +174,7 @@ class StreamConsumer:
             self.cfg.stream, self.cfg.group, min=min(ids), max=max(ids), count=len(ids) * 4,
             consumername=self.cfg.consumer,
         )
-        return {_b(r["message_id"]): int(r["times_delivered"]) for r in rows}
+        return {_b(r["message_id"]): int(r["times_delivered"]) for r in rows}  # type: ignore[arg-type]
 
     async def _handle(self, batch: list[Delivery]) -> None:
         try:
@@ -253,10 +255,8 @@ def _reason_class(reason: str) -> str:
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        pass
 
 
 def _b(v: bytes | str) -> bytes:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 import uvicorn
 from fastapi import FastAPI, Response
@@ -43,9 +44,16 @@ async def serve_ops(port: int, ready: ReadyCheck, stop: asyncio.Event) -> None:
         ops_app(ready), host="0.0.0.0", port=port, log_level="warning",  # noqa: S104  # pod IP
         lifespan="off",
     )
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # ours handle them
+    server = _QuietServer(config)
     task = asyncio.create_task(server.serve())
     await stop.wait()
     server.should_exit = True
     await task
+
+
+class _QuietServer(uvicorn.Server):
+    """Leaves signals to the worker: SIGTERM must drain the batch in hand first."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield

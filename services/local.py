@@ -24,11 +24,11 @@ from kubeingest.names import EMBEDDER_GROUP, SINK_GROUP, Names
 from kubeingest.producer import Producer
 from kubeingest.progress import Progress, ProgressStore, outcome
 from kubeingest.qdrant_store import QdrantStore, open_client
+from kubeingest.services.embedder import EmbeddingService
+from kubeingest.services.sink import IngestionSink
 from kubeingest.settings import EmbedderSettings
 from kubeingest.spec import IngestionJobManifest
 from kubeingest.streams import ConsumerConfig, StreamConsumer
-from kubeingest.services.embedder import EmbeddingService
-from kubeingest.services.sink import IngestionSink
 
 logger = logging.getLogger(__name__)
 

@@ -21,13 +21,15 @@ from redis.asyncio import Redis
 from kubeingest import metrics
 from kubeingest.contracts import (
     ContractError,
+    DomainAction,
     EmbeddingResultData,
     Float32Matrix,
+    JobPurgeData,
     decode_action,
     parse_data,
     result_vectors,
 )
-from kubeingest.names import Names
+from kubeingest.names import ACTION_JOB_PURGE, Names
 from kubeingest.progress import ProgressStore
 from kubeingest.qdrant_store import JOB_FIELD, DimensionMismatch, QdrantStore
 from kubeingest.streams import DeadLetter, Delivery, Outcome, Result
@@ -56,6 +58,10 @@ class IngestionSink:
         for d in batch:
             try:
                 action = decode_action(d.fields)
+                if action.action_type == ACTION_JOB_PURGE:
+                    await self._purge(action)
+                    results[d.entry_id] = Outcome.ACK
+                    continue
                 data = parse_data(action, EmbeddingResultData)
                 vectors = result_vectors(d.fields, data)
             except ContractError as e:
@@ -63,15 +69,38 @@ class IngestionSink:
                 continue
             parsed.append(_Parsed(d, data, vectors))
         if parsed:
+            live = await self._live_jobs({p.data.task_id for p in parsed})
+            for p in [p for p in parsed if p.data.task_id not in live]:
+                # The job was deleted: its late results are dropped, not stored.
+                results[p.delivery.entry_id] = Outcome.ACK
+            parsed = [p for p in parsed if p.data.task_id in live]
+        if parsed:
             await self._load_contexts(parsed)
             await self._store(parsed)
             for p in parsed:
                 results[p.delivery.entry_id] = Outcome.ACK
         return results
 
+    async def _purge(self, action: DomainAction) -> None:
+        data = parse_data(action, JobPurgeData)
+        await self.store.delete_job(data.collection_id, data.task_id)
+        await self.redis.set(self.names.job_purged(data.task_id), 1, ex=3600)
+        logger.info("purged the points of job %s from %s", data.task_id, data.collection_id)
+
+    async def _live_jobs(self, jobs: set[str]) -> set[str]:
+        """Jobs whose state still exists: results of a deleted job must not recreate it."""
+        ordered = sorted(jobs)
+        async with self.redis.pipeline(transaction=False) as p:
+            for j in ordered:
+                p.exists(self.names.job_state(j))
+            found = await p.execute()
+        return {j for j, n in zip(ordered, found, strict=True) if n}
+
     async def _load_contexts(self, parsed: list[_Parsed]) -> None:
         keys = [
-            self.names.chunk_context(p.data.task_id, cid) for p in parsed for cid in p.data.chunk_ids
+            self.names.chunk_context(p.data.task_id, cid)
+            for p in parsed
+            for cid in p.data.chunk_ids
         ]
         raw = await self.redis.mget(keys) if keys else []
         i = 0

@@ -19,11 +19,11 @@ from kubeingest import metrics
 from kubeingest.embedding import create_embedder
 from kubeingest.names import EMBEDDER_GROUP, SINK_GROUP, Names
 from kubeingest.qdrant_store import QdrantStore, open_client
-from kubeingest.settings import CommonSettings, EmbedderSettings, SinkSettings
-from kubeingest.streams import ConsumerConfig, StreamConsumer, refresh_lag_gauges
 from kubeingest.services.embedder import EmbeddingService
 from kubeingest.services.health import serve_ops
 from kubeingest.services.sink import IngestionSink
+from kubeingest.settings import CommonSettings, EmbedderSettings, SinkSettings
+from kubeingest.streams import ConsumerConfig, StreamConsumer, refresh_lag_gauges
 
 logger = logging.getLogger(__name__)
 

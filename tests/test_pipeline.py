@@ -41,7 +41,7 @@ async def test_job_stores_one_point_per_chunk_with_the_models_vectors(
     p = await until(
         lambda: _finished(redis_server, prefix, job), 300, "every chunk to be stored"
     )
-    assert p.chunks_total is not None and 200 <= p.chunks_total
+    assert p.chunks_total is not None and p.chunks_total >= 200
     assert p.chunks_stored == p.chunks_total and p.chunks_failed == 0
     assert p.documents_total == 4 and p.documents_failed == 0
     assert p.fraction == 1.0

@@ -38,7 +38,7 @@ class SentenceTransformerEmbedder:
             raise EmbeddingError("backend_error", f"{model}: unknown embedding dimension")
         self.dim = int(dim)
         # Texts longer than this are truncated by the model's tokenizer, before the model.
-        self.max_tokens = int(self._st.max_seq_length)
+        self.max_tokens = int(self._st.max_seq_length or 512)
 
     def embed(self, texts: list[str]) -> Float32Matrix:
         out = self._st.encode(

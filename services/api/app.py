@@ -11,9 +11,9 @@ from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Histogram, make_asgi_app
 from redis.asyncio import Redis
 
-from kubeingest.settings import ApiSettings
 from kubeingest.services.api import embeddings
 from kubeingest.services.api.deps import parse_api_keys
+from kubeingest.settings import ApiSettings
 
 HTTP_REQUESTS = Counter(
     "kubeingest_http_requests_total", "HTTP requests by route and status.",

@@ -41,16 +41,18 @@ async def generate(
     redis: RedisDep, names: NamesDep,
 ) -> GenerateEmbeddingsAccepted:
     if not caller.may_act_for(req.tenant_id):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"key not valid for tenant {req.tenant_id!r}")
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, f"key not valid for tenant {req.tenant_id!r}"
+        )
     if len(req.chunks) > settings.max_chunks_per_request:
         raise HTTPException(
-            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            status.HTTP_413_CONTENT_TOO_LARGE,
             f"{len(req.chunks)} chunks; at most {settings.max_chunks_per_request} per request",
         )
     for i, chunk in enumerate(req.chunks):
         if len(chunk.text.encode()) > settings.max_text_bytes:
             raise HTTPException(
-                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                status.HTTP_413_CONTENT_TOO_LARGE,
                 f"chunks[{i}].text is larger than {settings.max_text_bytes} bytes",
             )
     _check_callback(req.callback_queue, names.embed_requests, names.embedding_results)
@@ -79,6 +81,6 @@ def _check_callback(queue: str, *internal: str) -> None:
     # A callback into our own streams would let a caller forge pipeline messages.
     if not CALLBACK_PATTERN.match(queue) or queue in internal or queue.endswith(DEAD_SUFFIX):
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
             "callback_queue: must be 1-200 of [A-Za-z0-9:._-] and not an internal stream",
         )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import uvicorn
 
-from kubeingest.settings import get_api_settings
 from kubeingest.services.api.app import create_app
+from kubeingest.settings import get_api_settings
 
 
 def serve() -> None:

@@ -1,0 +1,178 @@
+"""Unit tests: contracts, ids, chunking, the spec's errors, progress arithmetic, and the
+streams layer's ledger (on fakeredis: our own boundary, no server needed)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import fakeredis
+import numpy as np
+import pytest
+
+from kubeingest.chunking import CharacterSplitter, TokenSplitter, chunk_id, load_tokenizer
+from kubeingest.contracts import (
+    ContractError,
+    DomainAction,
+    EmbeddingResultData,
+    decode_action,
+    decode_vectors,
+    encode_action,
+    encode_vectors,
+    parse_data,
+)
+from kubeingest.names import Names
+from kubeingest.progress import Progress, ProgressStore, outcome
+from kubeingest.spec import SpecError, parse_spec
+from kubeingest.streams import ConsumerConfig, DeadLetter, Delivery, Outcome, StreamConsumer
+from kubeingest.textextract import ExtractionError, extract_text
+
+MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def test_vectors_round_trip_as_little_endian_float32() -> None:
+    m = np.random.default_rng(0).standard_normal((5, 7)).astype(np.float32)
+    raw = encode_vectors(m)
+    assert len(raw) == 5 * 7 * 4 and raw[:4] == m[0, 0].astype("<f4").tobytes()
+    assert np.array_equal(decode_vectors(raw, 5, 7), m)
+    with pytest.raises(ContractError, match="expected 140"):
+        decode_vectors(raw[:-1], 5, 7)
+
+
+def test_unknown_schema_version_is_rejected_clearly() -> None:
+    action = DomainAction(action_type="x", task_id="t", origin_service="s", data={})
+    doc = json.loads(action.model_dump_json())
+    doc["schema_version"] = 7
+    with pytest.raises(ContractError, match=r"schema_version: .*unsupported schema_version 7"):
+        decode_action({b"action": json.dumps(doc).encode()})
+
+
+def test_result_vector_count_must_match_chunks() -> None:
+    action = DomainAction(action_type="x", task_id="t", origin_service="s", data={
+        "task_id": "t", "chunk_ids": ["a"], "chunk_seqs": [0], "collection_id": "c",
+        "model": "m", "status": "success", "dim": 2, "count": 2})
+    with pytest.raises(ContractError, match="vector count 2 does not match chunk count 1"):
+        parse_data(action, EmbeddingResultData)
+    assert decode_action(encode_action(action)).action_id == action.action_id
+
+
+def test_chunk_ids_are_deterministic_and_content_addressed() -> None:
+    a = chunk_id("col", "doc", 0, "text")
+    assert a == chunk_id("col", "doc", 0, "text")
+    assert len({a, chunk_id("col2", "doc", 0, "text"), chunk_id("col", "doc", 1, "text"),
+                chunk_id("col", "doc", 0, "text!")}) == 4
+
+
+def test_token_chunks_fit_the_model_and_overlap() -> None:
+    text = " ".join(f"word{i} is here." for i in range(600))
+    chunks = list(TokenSplitter(MODEL, 64, 8).split(text))
+    tok = load_tokenizer(MODEL)
+    lengths = [len(tok.encode(c, add_special_tokens=False).ids) for c in chunks]
+    assert max(lengths) <= 64 and len(chunks) > 10
+    # consecutive chunks share their boundary tokens
+    assert chunks[1].split()[0] in chunks[0]
+    assert chunks[0].startswith("word0") and chunks[-1].endswith("word599 is here.")
+
+
+def test_character_chunks_cover_the_text() -> None:
+    text = "alpha beta gamma delta " * 50
+    chunks = list(CharacterSplitter(100, 20).split(text))
+    assert all(len(c) <= 100 for c in chunks)
+    assert chunks[0].startswith("alpha") and text.strip().endswith(chunks[-1][-10:])
+
+
+@pytest.mark.parametrize(("raw", "field"), [
+    ({"sources": [], "destination": {"collection": "c"}}, "spec.sources"),
+    ({"sources": [{"inline": {"documents": [{"text": "x"}]}, "path": {"path": "/x"}}],
+      "destination": {"collection": "c"}}, "spec.sources[0]"),
+    ({"sources": [{"inline": {"documents": [{"text": "x"}]}}],
+      "destination": {"collection": "bad name!"}}, "spec.destination.collection"),
+    ({"sources": [{"inline": {"documents": [{"text": "x"}]}}], "destination": {"collection": "c"},
+      "maxInFlightBatches": 0}, "spec.maxInFlightBatches"),
+])
+def test_spec_errors_name_the_field(raw: dict[str, object], field: str) -> None:
+    with pytest.raises(SpecError) as e:
+        parse_spec(raw)
+    assert e.value.field == field, str(e.value)
+
+
+def test_html_and_gzip_bombs() -> None:
+    html = b"<html><head><style>x{}</style></head><body><h1>Title</h1><script>x()</script>" \
+           b"<p>Body text.</p></body></html>"
+    assert extract_text("a.html", html, max_bytes=10_000) == "Title\nBody text."
+    import gzip
+
+    bomb = gzip.compress(b"a" * 1_000_000)
+    with pytest.raises(ExtractionError, match="larger than 1000 bytes once decompressed"):
+        extract_text("big.txt.gz", bomb, max_bytes=1000)
+
+
+def test_outcome_follows_the_failure_policy() -> None:
+    done = Progress("j", chunks_total=100, chunks_stored=95, chunks_failed=5,
+                    fanout_complete=True)
+    assert outcome(done, None, 0.0) == "Failed"
+    assert outcome(done, 5, 0.0) == "Succeeded"
+    assert outcome(done, None, 0.05) == "Succeeded"
+    assert outcome(Progress("j", chunks_total=100, chunks_stored=50, fanout_complete=True),
+                   None, 0) is None
+    assert outcome(Progress("j", chunks_total=0, documents_failed=2, fanout_complete=True),
+                   None, 0) == "Failed"
+
+
+async def test_progress_never_double_counts() -> None:
+    store = ProgressStore(fakeredis.FakeAsyncRedis(), Names("u"))
+    assert await store.record_stored("j", [0, 1, 2]) == 3
+    assert await store.record_stored("j", [1, 2, 3]) == 1
+    assert await store.record_failed("j", [3, 4], "boom") == 1  # 3 is stored already
+    assert await store.record_failed("j", [4], "boom") == 0
+    p = await store.read("j")
+    assert (p.chunks_stored, p.chunks_failed, p.errors) == (4, 1, {"boom": 1})
+    assert await store.record_stored("j", [4]) == 1  # a late success supersedes the failure
+    p = await store.read("j")
+    assert (p.chunks_stored, p.chunks_failed) == (5, 0)
+
+
+async def test_stream_consumer_dead_letters_after_max_deliveries() -> None:
+    redis = fakeredis.FakeAsyncRedis()
+    calls: list[int] = []
+
+    async def flaky(batch: list[Delivery]) -> dict[bytes, Outcome | DeadLetter]:
+        calls.append(batch[0].deliveries)
+        raise RuntimeError("qdrant down")
+
+    cfg = ConsumerConfig("s", "g", "c1", read_count=1, block_ms=10, claim_idle_ms=1,
+                         max_deliveries=3)
+    consumer = StreamConsumer(redis, cfg, flaky)
+    await redis.xgroup_create("s", "g", id="0", mkstream=True)
+    await redis.xadd("s", {"action": "x"})
+    for _ in range(10):
+        consumer._next_claim = 0  # reclaim at once: the entry is idle after 1 ms
+        await asyncio.sleep(0.005)
+        await consumer.step()
+        if await redis.xlen("s:dead"):
+            break
+    assert calls == [1, 2, 3]
+    dead = await redis.xrange("s:dead")
+    assert len(dead) == 1
+    reason = dead[0][1][b"dead_reason"].decode()
+    assert reason.startswith("max_deliveries exceeded (3 deliveries)") and "qdrant down" in reason
+    assert await redis.xlen("s") == 0
+    assert (await redis.xpending("s", "g"))["pending"] == 0
+
+
+async def test_group_creation_is_idempotent_and_acked_entries_are_trimmed() -> None:
+    redis = fakeredis.FakeAsyncRedis()
+
+    async def ok(batch: list[Delivery]) -> dict[bytes, Outcome | DeadLetter]:
+        return {d.entry_id: Outcome.ACK for d in batch}
+
+    cfg = ConsumerConfig("s", "g", "c", block_ms=10)
+    consumer = StreamConsumer(redis, cfg, ok)
+    from kubeingest.streams import ensure_group
+
+    await ensure_group(redis, "s", "g")
+    await ensure_group(redis, "s", "g")
+    for i in range(5):
+        await redis.xadd("s", {"n": str(i)})
+    assert await consumer.step() == 5
+    assert await redis.xlen("s") == 0
