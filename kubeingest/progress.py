@@ -122,30 +122,27 @@ class ProgressStore:
         if not seqs:
             return 0
         done, failed = self.names.job_done_bits(job_id), self.names.job_failed_bits(job_id)
+        # One BITFIELD per bitmap (not a SETBIT per chunk): it returns the old bits.
         async with self.redis.pipeline(transaction=True) as p:
-            for s in seqs:
-                p.setbit(done, s, 1)
-            for s in seqs:
-                p.setbit(failed, s, 0)  # a late success supersedes an earlier failure
-            old = await p.execute()
-        return sum(1 for bit in old[: len(seqs)] if not bit)
+            p.execute_command("BITFIELD", done, *_bit_ops(seqs, 1))
+            # A late success supersedes an earlier failure.
+            p.execute_command("BITFIELD", failed, *_bit_ops(seqs, 0))
+            old, _ = await p.execute()
+        return sum(1 for bit in old if not bit)
 
     async def record_failed(self, job_id: str, seqs: Sequence[int], code: str) -> int:
         """Mark chunks failed unless already stored; returns how many newly failed."""
         if not seqs:
             return 0
         done, failed = self.names.job_done_bits(job_id), self.names.job_failed_bits(job_id)
-        async with self.redis.pipeline(transaction=False) as p:
-            for s in seqs:
-                p.getbit(done, s)
-            stored = await p.execute()
+        get_ops = [x for s in seqs for x in ("GET", "u1", s)]
+        stored = await self.redis.execute_command("BITFIELD", done, *get_ops)  # type: ignore[no-untyped-call]
         todo = [s for s, bit in zip(seqs, stored, strict=True) if not bit]
         if not todo:
             return 0
-        async with self.redis.pipeline(transaction=True) as p:
-            for s in todo:
-                p.setbit(failed, s, 1)
-            old = await p.execute()
+        old = await self.redis.execute_command(  # type: ignore[no-untyped-call]
+            "BITFIELD", failed, *_bit_ops(todo, 1)
+        )
         new = sum(1 for bit in old if not bit)
         if new:
             await self.redis.hincrby(self.names.job_errors(job_id), code, new)
@@ -188,6 +185,10 @@ class ProgressStore:
             deleted += int(await self.redis.delete(*keys[i : i + 1000]))
         await self.redis.srem(self.names.job_index(), job_id)
         return deleted
+
+
+def _bit_ops(seqs: Sequence[int], value: int) -> list[object]:
+    return [x for s in seqs for x in ("SET", "u1", s, value)]
 
 
 def _str(v: bytes | str) -> str:

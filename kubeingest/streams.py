@@ -64,6 +64,9 @@ class ConsumerConfig:
     claim_idle_ms: int = 60_000
     max_deliveries: int = 5
     dead_letter_maxlen: int = 100_000
+    # Poll instead of a blocking XREADGROUP. For the in-process fakeredis of `kubeingest
+    # run`, where a blocked reader is re-evaluated on every write to the database.
+    poll: bool = False
 
 
 async def ensure_group(redis: Redis, stream: str, group: str) -> None:
@@ -91,6 +94,7 @@ class StreamConsumer:
         self._next_claim = 0.0
         self._last_error: dict[bytes, str] = {}
         self._labels = {"stream": config.stream, "group": config.group}
+        self._idle_s = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         await ensure_group(self.redis, self.cfg.stream, self.cfg.group)
@@ -99,7 +103,11 @@ class StreamConsumer:
         )
         while not stop.is_set():
             try:
-                await self.step()
+                handled = await self.step()
+                if self.cfg.poll:
+                    self._idle_s = 0.0 if handled else min(self._idle_s * 2 or 0.002, 0.05)
+                    if self._idle_s:
+                        await asyncio.sleep(self._idle_s)
             except (ConnectionError, OSError, TimeoutError) as e:
                 # Redis unreachable: back off and retry; pending entries stay safe in Redis.
                 logger.warning("redis error on %s: %s; retrying in 1s", self.cfg.stream, e)
@@ -130,7 +138,7 @@ class StreamConsumer:
             resp: list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]
             resp = await self.redis.xreadgroup(  # type: ignore[assignment]
                 self.cfg.group, self.cfg.consumer, {self.cfg.stream: ">"},
-                count=self.cfg.read_count, block=self.cfg.block_ms,
+                count=self.cfg.read_count, block=None if self.cfg.poll else self.cfg.block_ms,
             )
         except ResponseError as e:
             if "NOGROUP" not in str(e):

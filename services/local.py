@@ -73,15 +73,16 @@ async def run_local(manifest: IngestionJobManifest, opts: LocalRunOptions) -> Lo
     stop = asyncio.Event()
     service = EmbeddingService(redis, embedder)
     sink = IngestionSink(redis, names, store)
-    # One read at a time keeps this process's single event loop responsive.
-    common = {"read_count": 4, "block_ms": 200, "claim_idle_ms": 30_000,
-              "max_deliveries": spec.retry.max_deliveries}
+    def config(stream: str, group: str, role: str) -> ConsumerConfig:
+        # A few entries per read keep this process's single event loop responsive.
+        return ConsumerConfig(stream, group, f"local-{role}-{job_id}", read_count=4,
+                              claim_idle_ms=30_000, poll=not opts.redis_url,
+                              max_deliveries=spec.retry.max_deliveries)
+
     consumers = [
-        StreamConsumer(redis, ConsumerConfig(names.embed_requests, EMBEDDER_GROUP,
-                                             f"local-embedder-{job_id}", **common),
+        StreamConsumer(redis, config(names.embed_requests, EMBEDDER_GROUP, "embedder"),
                        service.handle, on_dead_letter=service.on_dead_letter),
-        StreamConsumer(redis, ConsumerConfig(names.embedding_results, SINK_GROUP,
-                                             f"local-sink-{job_id}", **common),
+        StreamConsumer(redis, config(names.embedding_results, SINK_GROUP, "sink"),
                        sink.handle, on_dead_letter=sink.on_dead_letter),
     ]
     producer = Producer(redis, names, job_id, spec, context_ttl_s=24 * 3600)
