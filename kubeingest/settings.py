@@ -33,12 +33,18 @@ class CommonSettings(BaseSettings):
         "for `kubeingest run` only."
     )
     stream_prefix: str = Field(DEFAULT_PREFIX, description="Prefix of every key and stream.")
-    log_format: Literal["text", "json"] = "text"
-    log_level: str = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text: one scannable line per outcome; json: one JSON object per "
+        "line with trace_id/correlation_id/job when known (for clusters)."
+    )
+    log_level: str = Field("INFO", description="Python logging level.")
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = Field(
         9100, description="Port of /metrics, /healthz, /readyz; 0 disables the server."
     )
-    consumer_name: str = Field(default_factory=default_consumer_name)
+    consumer_name: str = Field(
+        default_factory=default_consumer_name,
+        description="Consumer name in the groups; default pod name (HOSTNAME) + pid.",
+    )
 
     # -- streams -------------------------------------------------------------------------
     read_count: Annotated[int, Field(ge=1, le=1000)] = Field(
@@ -64,28 +70,52 @@ class CommonSettings(BaseSettings):
 
 
 class EmbedderSettings(CommonSettings):
-    backend: Backend = Backend.SENTENCE_TRANSFORMERS
-    model: str = DEFAULT_MODEL
+    backend: Backend = Field(
+        Backend.SENTENCE_TRANSFORMERS,
+        description="sentence-transformers | vllm | openai | hash (hash: tests/ceilings only).",
+    )
+    model: str = Field(
+        DEFAULT_MODEL, description="Model served; requests for another model get an error "
+        "reply (model_mismatch). The default ships inside the image."
+    )
     device: str | None = Field(None, description="torch device; unset = cuda if present.")
-    normalize: bool = True
-    encode_batch_size: Annotated[int, Field(ge=1, le=4096)] = 64
-    hash_dim: Annotated[int, Field(ge=2, le=8192)] = 384
+    normalize: bool = Field(True, description="L2-normalize vectors (cosine distance).")
+    encode_batch_size: Annotated[int, Field(ge=1, le=4096)] = Field(
+        64, description="Texts per forward pass of sentence-transformers."
+    )
+    hash_dim: Annotated[int, Field(ge=2, le=8192)] = Field(
+        384, description="Vector size of the hash backend (MiniLM's, so collections match)."
+    )
     max_text_bytes: Annotated[int, Field(ge=1)] = Field(
         64 * 1024, description="Longer texts are cut before tokenizing (the model would "
         "truncate them anyway; this bounds tokenizer time)."
     )
     # openai-compatible servers (vLLM serve, TEI, ...)
-    openai_base_url: str = "http://127.0.0.1:8000"
-    openai_api_key: SecretStr | None = None
-    openai_timeout_s: Annotated[float, Field(gt=0)] = 60.0
-    openai_max_retries: Annotated[int, Field(ge=0, le=20)] = 4
-    openai_max_batch: Annotated[int, Field(ge=1)] = 256
+    openai_base_url: str = Field(
+        "http://127.0.0.1:8000", description="OpenAI-compatible server (vLLM serve, TEI)."
+    )
+    openai_api_key: SecretStr | None = Field(None, description="Bearer token for that server.")
+    openai_timeout_s: Annotated[float, Field(gt=0)] = Field(60.0, description="Per request.")
+    openai_max_retries: Annotated[int, Field(ge=0, le=20)] = Field(
+        4, description="Retries of timeouts, 429 and 5xx, with exponential backoff."
+    )
+    openai_max_batch: Annotated[int, Field(ge=1)] = Field(
+        256, description="Texts per /v1/embeddings request."
+    )
     # in-process vLLM
-    vllm_dtype: str = "auto"
-    vllm_max_model_len: int | None = None
-    vllm_gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)] = 0.85
-    vllm_tensor_parallel_size: Annotated[int, Field(ge=1)] = 1
-    vllm_enforce_eager: bool = False
+    vllm_dtype: str = Field("auto", description="vLLM dtype (auto, float16, bfloat16, float32).")
+    vllm_max_model_len: int | None = Field(
+        None, description="Token limit; unset = the model's. Longer texts are cut before vLLM."
+    )
+    vllm_gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)] = Field(
+        0.85, description="Share of GPU memory vLLM may take (of RAM on the CPU build)."
+    )
+    vllm_tensor_parallel_size: Annotated[int, Field(ge=1)] = Field(
+        1, description="GPUs per engine."
+    )
+    vllm_enforce_eager: bool = Field(
+        False, description="Skip CUDA graph capture (faster start, slower steady state)."
+    )
 
     @field_validator("model")
     @classmethod
@@ -99,10 +129,12 @@ class SinkSettings(CommonSettings):
     qdrant_url: str | None = Field(
         None, description="Qdrant server URL; unset = local mode in qdrant_path."
     )
-    qdrant_api_key: SecretStr | None = None
+    qdrant_api_key: SecretStr | None = Field(None, description="Qdrant API key (a Secret).")
     qdrant_path: str = Field(".kubeingest/qdrant", description="Local-mode storage folder.")
-    qdrant_timeout_s: Annotated[int, Field(ge=1)] = 30
-    metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9101
+    qdrant_timeout_s: Annotated[int, Field(ge=1)] = Field(30, description="Per Qdrant call.")
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = Field(
+        9101, description="Port of /metrics, /healthz, /readyz; 0 disables the server."
+    )
 
 
 class ApiSettings(EmbedderSettings):
@@ -110,10 +142,14 @@ class ApiSettings(EmbedderSettings):
         None, description="Comma-separated `key` or `tenant:key` entries; when set, requests "
         "that change state need `Authorization: Bearer <key>` (or X-API-Key)."
     )
-    max_chunks_per_request: Annotated[int, Field(ge=1)] = 1024
-    max_request_bytes: Annotated[int, Field(ge=1024)] = 16 * 1024 * 1024
-    host: str = "0.0.0.0"  # noqa: S104  # a pod's server must listen on the pod IP
-    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    max_chunks_per_request: Annotated[int, Field(ge=1)] = Field(
+        1024, description="More chunks in one request get 413."
+    )
+    max_request_bytes: Annotated[int, Field(ge=1024)] = Field(
+        16 * 1024 * 1024, description="Larger bodies get 413 before they are read."
+    )
+    host: str = Field("0.0.0.0", description="Listen address.")  # noqa: S104  # pod IP
+    port: Annotated[int, Field(ge=1, le=65535)] = Field(8080, description="HTTP port.")
 
 
 @cache
@@ -136,7 +172,7 @@ class OperatorSettings(CommonSettings):
         None, description="Qdrant server the operator checks collections on; unset = skip the "
         "check (the sink still refuses a dimension mismatch, chunk by chunk)."
     )
-    qdrant_api_key: SecretStr | None = None
+    qdrant_api_key: SecretStr | None = Field(None, description="Qdrant API key (a Secret).")
     kube_api_url: str | None = Field(
         None, description="Talk to this API server URL without auth (tests, kubectl proxy); "
         "unset = in-cluster config, else ~/.kube/config."
@@ -147,9 +183,15 @@ class OperatorSettings(CommonSettings):
     purge_timeout_s: Annotated[float, Field(gt=0)] = Field(
         120.0, description="How long delete waits for a sink to purge points (policy Delete)."
     )
-    liveness_port: Annotated[int, Field(ge=0, le=65535)] = 8081
-    metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9100
-    failed_documents_in_status: Annotated[int, Field(ge=0, le=50)] = 10
+    liveness_port: Annotated[int, Field(ge=0, le=65535)] = Field(
+        8081, description="kopf's liveness endpoint (/healthz); 0 disables it."
+    )
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = Field(
+        9100, description="Port of /metrics; 0 disables it."
+    )
+    failed_documents_in_status: Annotated[int, Field(ge=0, le=10)] = Field(
+        10, description="Failed documents listed in status (all are counted)."
+    )
 
 
 @cache

@@ -29,11 +29,20 @@ class SentenceTransformerEmbedder:
                 "backend_unavailable",
                 "sentence-transformers is not installed: pip install 'kubeingest[st]'",
             ) from e
+        try:  # the weights' loading bar is noise in logs and under our own progress bar
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+        except ImportError:  # older transformers: the bar stays, nothing breaks
+            pass
         self.model = model
         self.normalize = normalize
         self.batch_size = batch_size
         self._st = SentenceTransformer(resolve_model(model), device=device)
-        dim = self._st.get_sentence_embedding_dimension()
+        get_dim = getattr(self._st, "get_embedding_dimension", None) or getattr(
+            self._st, "get_sentence_embedding_dimension"
+        )
+        dim = get_dim()
         if dim is None:
             raise EmbeddingError("backend_error", f"{model}: unknown embedding dimension")
         self.dim = int(dim)
