@@ -39,10 +39,9 @@ class SentenceTransformerEmbedder:
         self.normalize = normalize
         self.batch_size = batch_size
         self._st = SentenceTransformer(resolve_model(model), device=device)
-        get_dim = getattr(self._st, "get_embedding_dimension", None) or getattr(
-            self._st, "get_sentence_embedding_dimension"
-        )
-        dim = get_dim()
+        # sentence-transformers 6 renamed the method; the old name still works with a warning.
+        get_dim = getattr(self._st, "get_embedding_dimension", None)
+        dim = get_dim() if get_dim else self._st.get_sentence_embedding_dimension()
         if dim is None:
             raise EmbeddingError("backend_error", f"{model}: unknown embedding dimension")
         self.dim = int(dim)
