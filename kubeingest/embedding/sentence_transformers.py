@@ -32,7 +32,7 @@ class SentenceTransformerEmbedder:
         try:  # the weights' loading bar is noise in logs and under our own progress bar
             from transformers.utils import logging as hf_logging
 
-            hf_logging.disable_progress_bar()
+            hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
         except ImportError:  # older transformers: the bar stays, nothing breaks
             pass
         self.model = model
