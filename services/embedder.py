@@ -82,8 +82,8 @@ class EmbeddingService:
         metrics.EMBED_BATCH_SIZE.labels(**self._labels).observe(len(texts))
         metrics.EMBED_TEXTS.labels(**self._labels).inc(len(texts))
         metrics.EMBED_BATCHES.labels(**self._labels, status="success").inc()
-        logger.info("embedded %d texts for %s in %.3fs (trace %s)", len(texts), data.task_id,
-                    elapsed, action.trace_id)
+        logger.info("embedded %d texts for %s in %.3fs", len(texts), data.task_id, elapsed,
+                    extra=_log_context(action))
         return Outcome.ACK
 
     def _cap(self, text: str) -> str:
@@ -102,7 +102,7 @@ class EmbeddingService:
         self, action: DomainAction, data: EmbedBatchData, code: str, message: str
     ) -> None:
         logger.warning("batch %s of %s: %s: %s", action.correlation_id, data.task_id, code,
-                       message)
+                       message, extra=_log_context(action))
         metrics.EMBED_ERRORS.labels(**self._labels, error_code=code).inc()
         metrics.EMBED_BATCHES.labels(**self._labels, status="error").inc()
         result = _result_data(data, status="error", error_code=code, error_message=message[:1000])
@@ -132,6 +132,12 @@ class EmbeddingService:
             return  # nothing to account: we cannot even tell which job it belonged to
         if action.reply_to_stream:
             await self._reply_error(action, data, "dead_lettered", reason)
+
+
+def _log_context(action: DomainAction) -> dict[str, str]:
+    """Carried into JSON log lines: follow one request across the parts."""
+    return {"trace_id": action.trace_id, "correlation_id": action.correlation_id,
+            "job": action.task_id}
 
 
 def _result_data(data: EmbedBatchData, **kw: object) -> EmbeddingResultData:

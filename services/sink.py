@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 @dataclass
 class _Parsed:
     delivery: Delivery
+    action: DomainAction
     data: EmbeddingResultData
     vectors: Float32Matrix
     contexts: list[dict[str, object] | None] = field(default_factory=list)
@@ -67,7 +68,7 @@ class IngestionSink:
             except ContractError as e:
                 results[d.entry_id] = DeadLetter(f"malformed: {e}")
                 continue
-            parsed.append(_Parsed(d, data, vectors))
+            parsed.append(_Parsed(d, action, data, vectors))
         if parsed:
             live = await self._live_jobs({p.data.task_id for p in parsed})
             for p in [p for p in parsed if p.data.task_id not in live]:
@@ -163,8 +164,11 @@ class IngestionSink:
                 metrics.SINK_CHUNKS_FAILED.labels(reason=code).inc(new)
                 logger.warning("job %s: %d chunks failed: %s", job, new, code)
             await self._drop_contexts(job, ids)
-        if stored:
-            logger.info("stored %d chunks", sum(len(s[1]) for s in stored))
+        for p in parsed:
+            logger.info("handled %s result of %d chunks for %s", p.data.status,
+                        len(p.data.chunk_ids), p.data.task_id,
+                        extra={"job": p.data.task_id, "trace_id": p.action.trace_id,
+                               "correlation_id": p.action.correlation_id})
 
     async def _drop_contexts(self, job: str, ids: list[str]) -> None:
         if ids:
