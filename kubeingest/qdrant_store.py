@@ -36,6 +36,8 @@ def open_client(
 ) -> AsyncQdrantClient:
     if url:
         return AsyncQdrantClient(url=url, api_key=api_key, timeout=timeout_s)
+    if path == ":memory:":  # local mode without persistence (benchmarks, throwaway runs)
+        return AsyncQdrantClient(location=":memory:")
     return AsyncQdrantClient(path=path)
 
 
