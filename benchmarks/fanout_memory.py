@@ -42,7 +42,8 @@ def rss_mb(pid: int | str = "self") -> float:
 
 
 def write_corpus(root: Path, chunks: int) -> None:
-    words = "kubeingest streams chunks through redis into qdrant with bounded memory".split()
+    words = ("kubeingest", "streams", "chunks", "through", "redis", "into", "qdrant", "with",
+             "bounded", "memory")
     for f in range(chunks // CHUNKS_PER_FILE):
         lines = []
         for c in range(CHUNKS_PER_FILE):

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from kubeingest.logs import configure_logging
+from kubeingest.names import DEFAULT_PREFIX
 from kubeingest.spec import SpecError, load_manifest
 
 logger = logging.getLogger("kubeingest")
@@ -51,8 +52,12 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run an IngestionJob manifest locally, in one process")
     run.add_argument("manifest", type=Path)
-    run.add_argument("--redis-url", help="use this Redis instead of the in-process one")
-    run.add_argument("--qdrant-url", help="use this Qdrant server instead of local mode")
+    run.add_argument("--redis-url", default=os.environ.get("KUBEINGEST_REDIS_URL"),
+                     help="use this Redis instead of the in-process one "
+                     "(default: $KUBEINGEST_REDIS_URL)")
+    run.add_argument("--qdrant-url", default=os.environ.get("KUBEINGEST_QDRANT_URL"),
+                     help="use this Qdrant server instead of local mode "
+                     "(default: $KUBEINGEST_QDRANT_URL)")
     run.add_argument("--qdrant-path", default=".kubeingest/qdrant",
                      help="local-mode storage folder (default: %(default)s)")
     run.add_argument("--backend", help="override spec.embedding.backend (e.g. hash)")
@@ -69,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("text")
     q.add_argument("-c", "--collection", required=True)
     q.add_argument("-k", "--top-k", type=int, default=5)
-    q.add_argument("--qdrant-url")
+    q.add_argument("--qdrant-url", default=os.environ.get("KUBEINGEST_QDRANT_URL"))
     q.add_argument("--qdrant-path", default=".kubeingest/qdrant")
     q.add_argument("--model", default=None, help="embedding model (default: the job default)")
     q.add_argument("--backend", default="sentence-transformers")
@@ -89,6 +94,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     opts = LocalRunOptions(
         redis_url=args.redis_url, qdrant_url=args.qdrant_url, qdrant_path=args.qdrant_path,
+        stream_prefix=os.environ.get("KUBEINGEST_STREAM_PREFIX", DEFAULT_PREFIX),
         qdrant_api_key=os.environ.get("KUBEINGEST_QDRANT_API_KEY"), backend=args.backend,
         progress=not args.no_progress,
     )
@@ -144,6 +150,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
         hits = asyncio.run(search(
             args.text, args.collection, args.top_k, qdrant_url=args.qdrant_url,
             qdrant_path=args.qdrant_path, model=args.model, backend=args.backend,
+            qdrant_api_key=os.environ.get("KUBEINGEST_QDRANT_API_KEY"),
         ))
     except LookupError as e:
         print(f"kubeingest: {e}", file=sys.stderr)

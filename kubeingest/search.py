@@ -23,13 +23,13 @@ class Hit:
 
 async def search(
     text: str, collection: str, k: int, *, qdrant_url: str | None, qdrant_path: str,
-    model: str | None, backend: str,
+    model: str | None, backend: str, qdrant_api_key: str | None = None,
 ) -> list[Hit]:
     settings = EmbedderSettings(backend=Backend(backend), model=model or DEFAULT_MODEL,
                                 metrics_port=0)
     embedder = await asyncio.to_thread(create_embedder, settings)
     vector = (await asyncio.to_thread(embedder.embed, [text]))[0]
-    client = open_client(url=qdrant_url, path=qdrant_path)
+    client = open_client(url=qdrant_url, path=qdrant_path, api_key=qdrant_api_key)
     try:
         if not await client.collection_exists(collection):
             raise LookupError(f"no collection {collection!r} in Qdrant")

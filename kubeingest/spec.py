@@ -20,6 +20,8 @@ API_VERSION = "kubeingest.io/v1alpha1"
 KIND = "IngestionJob"
 
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# metadata.name of a custom resource: a DNS subdomain (dots allowed).
+OBJECT_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 COLLECTION_PATTERN = r"^[A-Za-z0-9_-]{1,255}$"
 
 
@@ -40,8 +42,10 @@ class _Spec(BaseModel):
 
 class InlineDocument(_Spec):
     id: Annotated[str | None, Field(max_length=256)] = None
-    text: str
-    metadata: dict[str, str] = Field(default_factory=dict)
+    text: Annotated[str, Field(max_length=1_048_576)]
+    metadata: Annotated[
+        dict[str, Annotated[str, Field(max_length=4096)]], Field(max_length=64)
+    ] = Field(default_factory=dict)
 
 
 class InlineSource(_Spec):
@@ -50,18 +54,23 @@ class InlineSource(_Spec):
 
 class ConfigMapSource(_Spec):
     name: Annotated[str, Field(pattern=NAME_PATTERN, max_length=253)]
-    keys: list[str] | None = None
+    keys: Annotated[
+        list[Annotated[str, Field(max_length=253)]] | None, Field(max_length=1000)
+    ] = None
 
 
 class HttpSource(_Spec):
-    urls: Annotated[list[Annotated[str, Field(pattern=r"^https?://")]], Field(min_length=1)]
+    urls: Annotated[
+        list[Annotated[str, Field(pattern=r"^https?://", max_length=2048)]],
+        Field(min_length=1, max_length=1000),
+    ]
     max_bytes: Annotated[int, Field(ge=1, le=512 * 1024 * 1024)] = 20 * 1024 * 1024
     timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 30.0
 
 
 class PathSource(_Spec):
-    path: Annotated[str, Field(min_length=1)]
-    glob: str = "**/*"
+    path: Annotated[str, Field(min_length=1, max_length=4096)]
+    glob: Annotated[str, Field(max_length=1024)] = "**/*"
     max_bytes: Annotated[int, Field(ge=1, le=512 * 1024 * 1024)] = 20 * 1024 * 1024
 
 
@@ -122,14 +131,14 @@ class Distance(StrEnum):
 
 
 class SecretKeyRef(_Spec):
-    name: Annotated[str, Field(pattern=NAME_PATTERN)]
-    key: str
+    name: Annotated[str, Field(pattern=NAME_PATTERN, max_length=253)]
+    key: Annotated[str, Field(max_length=253)]
 
 
 class Destination(_Spec):
     collection: Annotated[str, Field(pattern=COLLECTION_PATTERN)]
     distance: Distance = Distance.COSINE
-    url: str | None = None
+    url: Annotated[str | None, Field(max_length=2048)] = None
     api_key_secret_ref: SecretKeyRef | None = None
 
 
@@ -153,17 +162,17 @@ class IngestionJobSpec(_Spec):
     embedding: Embedding = Field(default_factory=Embedding)
     destination: Destination
     tenant_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,128}$")] = "default"
-    max_in_flight_batches: Annotated[int, Field(ge=1, le=1024)] = 16
+    max_in_flight_batches: Annotated[int, Field(ge=1, le=1024, strict=True)] = 16
     retry: Retry = Field(default_factory=Retry)
     failure_policy: FailurePolicy = Field(default_factory=FailurePolicy)
-    suspend: bool = False
+    suspend: Annotated[bool, Field(strict=True)] = False  # "yes" is not a boolean to the API
     ttl_seconds_after_finished: Annotated[int | None, Field(ge=0)] = None
     deletion_policy: DeletionPolicy = DeletionPolicy.RETAIN
 
 
 class Metadata(BaseModel):
     model_config = ConfigDict(extra="allow")
-    name: Annotated[str, Field(pattern=NAME_PATTERN, max_length=253)]
+    name: Annotated[str, Field(pattern=OBJECT_NAME_PATTERN, max_length=253)]
     namespace: str = "default"
 
 

@@ -25,7 +25,7 @@ import kopf
 from kubeingest import metrics
 from kubeingest.contracts import DomainAction, JobPurgeData, encode_action
 from kubeingest.models import embedding_dim
-from kubeingest.names import ACTION_JOB_PURGE, INGESTION_SERVICE
+from kubeingest.names import ACTION_JOB_PURGE, EMBEDDER_GROUP, INGESTION_SERVICE, SINK_GROUP
 from kubeingest.operator import conditions as cond
 from kubeingest.operator.kube import GROUP, PLURAL, VERSION
 from kubeingest.operator.metrics import JOBS_BY_PHASE, observe_handler
@@ -34,6 +34,7 @@ from kubeingest.producer import FanoutResult, Producer
 from kubeingest.qdrant_store import DimensionMismatch
 from kubeingest.settings import get_operator_settings
 from kubeingest.spec import DeletionPolicy, SpecError, parse_spec
+from kubeingest.streams import ensure_group
 
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 FINALIZER = "kubeingest.io/finalizer"
@@ -73,7 +74,12 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60
-    memo["runtime"] = Runtime.create(get_operator_settings())
+    rt = Runtime.create(get_operator_settings())
+    memo["runtime"] = rt
+    # Create both consumer groups now: KEDA's lag trigger needs them before any worker exists
+    # (scale from zero), and a group created later at `$` would skip what is already queued.
+    await ensure_group(rt.redis, rt.names.embed_requests, EMBEDDER_GROUP)
+    await ensure_group(rt.redis, rt.names.embedding_results, SINK_GROUP)
 
 
 @kopf.on.cleanup()

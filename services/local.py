@@ -20,7 +20,7 @@ import fakeredis
 from redis.asyncio import Redis
 
 from kubeingest.embedding import create_embedder
-from kubeingest.names import EMBEDDER_GROUP, SINK_GROUP, Names
+from kubeingest.names import DEFAULT_PREFIX, EMBEDDER_GROUP, SINK_GROUP, Names
 from kubeingest.producer import Producer
 from kubeingest.progress import Progress, ProgressStore, outcome
 from kubeingest.qdrant_store import QdrantStore, open_client
@@ -39,6 +39,7 @@ class LocalRunOptions:
     qdrant_url: str | None = None
     qdrant_path: str = ".kubeingest/qdrant"
     qdrant_api_key: str | None = None
+    stream_prefix: str = DEFAULT_PREFIX
     backend: str | None = None  # overrides spec.embedding.backend
     progress: bool = True
 
@@ -58,7 +59,7 @@ class LocalRunResult:
 async def run_local(manifest: IngestionJobManifest, opts: LocalRunOptions) -> LocalRunResult:
     spec = manifest.spec
     job_id = f"{manifest.metadata.name}-{uuid.uuid4().hex[:8]}"
-    names = Names()
+    names = Names(opts.stream_prefix)
     redis: Redis = (
         Redis.from_url(opts.redis_url) if opts.redis_url else fakeredis.FakeAsyncRedis()
     )
