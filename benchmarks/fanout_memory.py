@@ -29,6 +29,7 @@ from kubeingest.names import Names
 from kubeingest.producer import Producer
 from kubeingest.progress import ProgressStore
 from kubeingest.spec import parse_spec
+from kubeingest.streams import REDIS_UNAVAILABLE
 
 CHUNK_CHARS = 120
 CHUNKS_PER_FILE = 100
@@ -75,12 +76,6 @@ async def run(chunks: int, out: Path) -> dict[str, object]:
     workers = [subprocess.Popen([sys.executable, "-m", "kubeingest.cli", cmd], env=env)
                for cmd in ("embedder", "sink")]
     redis = Redis.from_url(url)
-    for _ in range(100):
-        try:
-            await redis.ping()
-            break
-        except (ConnectionError, OSError):
-            await asyncio.sleep(0.1)
     spec = parse_spec({
         "sources": [{"path": {"path": str(corpus), "glob": "*.txt"}}],
         "chunking": {"strategy": "characters", "size": CHUNK_CHARS, "overlap": 0},
@@ -95,6 +90,11 @@ async def run(chunks: int, out: Path) -> dict[str, object]:
 
     async def sample() -> None:
         while True:
+            try:
+                await redis.ping()
+            except REDIS_UNAVAILABLE:
+                await asyncio.sleep(0.1)
+                continue
             p = await store.read("bench", failed_documents=0)
             info = await redis.info("memory")
             samples.append((time.monotonic() - started, p.chunks_published, p.chunks_stored,
@@ -104,6 +104,12 @@ async def run(chunks: int, out: Path) -> dict[str, object]:
 
     sampler = asyncio.create_task(sample())
     try:
+        for _ in range(100):
+            try:
+                await redis.ping()
+                break
+            except REDIS_UNAVAILABLE:
+                await asyncio.sleep(0.1)
         await Producer(redis, names, "bench", spec, context_ttl_s=3600).run()
         while (await store.read("bench", failed_documents=0)).chunks_stored < chunks:
             await asyncio.sleep(0.2)

@@ -22,12 +22,20 @@ from dataclasses import dataclass
 from enum import Enum
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from kubeingest import metrics
 from kubeingest.names import Names
 
 logger = logging.getLogger(__name__)
+
+# Redis is unreachable or slow: worth waiting out. redis-py's errors do not derive from the
+# builtin ConnectionError/TimeoutError, so both families are listed.
+REDIS_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError,
+)
 
 
 class Outcome(Enum):
@@ -108,7 +116,7 @@ class StreamConsumer:
                     self._idle_s = 0.0 if handled else min(self._idle_s * 2 or 0.002, 0.05)
                     if self._idle_s:
                         await asyncio.sleep(self._idle_s)
-            except (ConnectionError, OSError, TimeoutError) as e:
+            except REDIS_UNAVAILABLE as e:
                 # Redis unreachable: back off and retry; pending entries stay safe in Redis.
                 logger.warning("redis error on %s: %s; retrying in 1s", self.cfg.stream, e)
                 await _sleep_or_stop(stop, 1.0)

@@ -23,7 +23,12 @@ from kubeingest.services.embedder import EmbeddingService
 from kubeingest.services.health import serve_ops
 from kubeingest.services.sink import IngestionSink
 from kubeingest.settings import CommonSettings, EmbedderSettings, SinkSettings
-from kubeingest.streams import ConsumerConfig, StreamConsumer, refresh_lag_gauges
+from kubeingest.streams import (
+    REDIS_UNAVAILABLE,
+    ConsumerConfig,
+    StreamConsumer,
+    refresh_lag_gauges,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +59,7 @@ def install_stop_signals(stop: asyncio.Event) -> None:
 async def refresh_lag(redis: Redis, streams: list[str], stop: asyncio.Event) -> None:
     while not stop.is_set():
         for s in streams:
-            with contextlib.suppress(ConnectionError, OSError):  # best effort; retried next tick
+            with contextlib.suppress(*REDIS_UNAVAILABLE):  # best effort; retried next tick
                 await refresh_lag_gauges(redis, s)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), LAG_REFRESH_S)
@@ -64,7 +69,7 @@ def redis_ready(redis: Redis) -> Callable[[], Awaitable[str | None]]:
     async def check() -> str | None:
         try:
             await redis.ping()
-        except (ConnectionError, OSError, TimeoutError) as e:
+        except REDIS_UNAVAILABLE as e:
             return f"redis unreachable: {e}"
         return None
 

@@ -67,6 +67,7 @@ EVERYTHING_ON = [
     "api.podDisruptionBudget.enabled=true",
     "operator.watchNamespaces={team-a,team-b}",
     "embedder.modelCache.existingClaim=hf-models",
+    "metrics.grafanaDashboard.enabled=true",
     *KEDA_ON,
     *MONITORS_ON,
 ]

@@ -91,6 +91,16 @@ def test_size_limits_and_malformed_requests(api: TestClient, redis_server: str, 
     r.close()
 
 
+def test_readyz_reports_an_unreachable_redis() -> None:
+    from tests.conftest import free_port
+
+    settings = ApiSettings(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/healthz").status_code == 200
+        resp = client.get("/readyz")
+        assert resp.status_code == 503 and "redis unreachable" in resp.json()["reason"]
+
+
 def test_health_and_metrics(api: TestClient) -> None:
     assert api.get("/healthz").json() == {"status": "ok"}
     assert api.get("/readyz").status_code == 200

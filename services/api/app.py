@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from kubeingest.services.api import embeddings
 from kubeingest.services.api.deps import parse_api_keys
 from kubeingest.settings import ApiSettings
+from kubeingest.streams import REDIS_UNAVAILABLE
 
 HTTP_REQUESTS = Counter(
     "kubeingest_http_requests_total", "HTTP requests by route and status.",
@@ -70,7 +71,7 @@ def create_app(settings: ApiSettings, redis: Redis | None = None) -> FastAPI:
     async def readyz(request: Request, response: Response) -> dict[str, str]:
         try:
             await request.app.state.redis.ping()
-        except (ConnectionError, OSError, TimeoutError) as e:
+        except REDIS_UNAVAILABLE as e:
             response.status_code = 503
             return {"status": "not ready", "reason": f"redis unreachable: {e}"}
         return {"status": "ready"}
