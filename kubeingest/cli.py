@@ -156,7 +156,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
         print(f"kubeingest: {e}", file=sys.stderr)
         return EXIT_USAGE
     print_results(hits, sys.stdout)
-    return EXIT_OK
+    return EXIT_OK if hits else EXIT_FAILED
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:

@@ -561,12 +561,14 @@ def test_helm_test_hook() -> None:
     docs = scenario("default")
     pod = one(docs, "Pod", "rel-kubeingest-test")
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
-    c = container(pod)
-    assert c["args"][:2] == ["run", "/job/job.yaml"]
-    assert "--redis-url=$(KUBEINGEST_REDIS_URL)" in c["args"]
-    assert "--qdrant-url=$(KUBEINGEST_QDRANT_URL)" in c["args"]
-    assert {"KUBEINGEST_REDIS_URL", "KUBEINGEST_QDRANT_URL", "KUBEINGEST_QDRANT_API_KEY"} <= set(
-        env(c))
+    ingest = pod["spec"]["initContainers"][0]
+    assert ingest["args"][:2] == ["run", "/job/job.yaml"]
+    query = container(pod, "query")
+    assert query["args"][0] == "query" and "--collection=kubeingest-helm-test" in query["args"]
+    for c in (ingest, query):
+        assert not any("URL" in a or "KEY" in a for a in c["args"]), c["args"]  # no secrets
+        assert {"KUBEINGEST_REDIS_URL", "KUBEINGEST_QDRANT_URL",
+                "KUBEINGEST_QDRANT_API_KEY"} <= set(env(c))
     cm = one(docs, "ConfigMap", "rel-kubeingest-test")
     assert cm["metadata"]["annotations"]["helm.sh/hook"] == "test"
     job = yaml.safe_load(cm["data"]["job.yaml"])
@@ -609,7 +611,8 @@ def test_secrets_reach_pods_only_through_secret_refs(name: str) -> None:
     secret_vars = {"REDIS_PASSWORD", "REDISCLI_AUTH", "KUBEINGEST_QDRANT_API_KEY",
                    "KUBEINGEST_API_KEYS", "KUBEINGEST_OPENAI_API_KEY", "QDRANT__SERVICE__API_KEY"}
     for obj in pods(scenario(name)):
-        for c in pod_spec(obj)["containers"]:
+        spec = pod_spec(obj)
+        for c in [*spec.get("initContainers", []), *spec["containers"]]:
             for var, e in env(c).items():
                 if var in secret_vars:
                     assert "secretKeyRef" in e.get("valueFrom", {}), (obj["metadata"]["name"], var)
