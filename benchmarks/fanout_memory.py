@@ -111,7 +111,7 @@ async def run(chunks: int, out: Path) -> dict[str, object]:
             except REDIS_UNAVAILABLE:
                 await asyncio.sleep(0.1)
         await Producer(redis, names, "bench", spec, context_ttl_s=3600).run()
-        while (await store.read("bench", failed_documents=0)).chunks_stored < chunks:
+        while not (final := await store.read("bench", failed_documents=0)).finished:
             await asyncio.sleep(0.2)
         elapsed = time.monotonic() - started
     finally:
@@ -123,15 +123,16 @@ async def run(chunks: int, out: Path) -> dict[str, object]:
         redis_proc.terminate()
         shutil.rmtree(tmp, ignore_errors=True)
     # Slope of producer RSS over chunks published, after the first 10% (imports, warm-up).
-    warm = [s for s in samples if s[1] >= chunks * 0.1]
+    warm = [s for s in samples if s[1] >= chunks * 0.1] or samples[-1:]
     xs, ys = [s[1] for s in warm], [s[3] for s in warm]
     n = len(xs)
     mx, my = sum(xs) / n, sum(ys) / n
     var = sum((x - mx) ** 2 for x in xs) or 1.0
     slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var
     result = {
-        "chunks": chunks, "seconds": round(elapsed, 1),
-        "chunks_per_s": round(chunks / elapsed),
+        "chunks": final.chunks_total, "chunks_stored": final.chunks_stored,
+        "seconds": round(elapsed, 1),
+        "chunks_per_s": round(final.chunks_stored / elapsed),
         "producer_peak_rss_mb": round(max(s[3] for s in samples), 1),
         "producer_rss_at_10pct_mb": round(warm[0][3], 1),
         "producer_rss_end_mb": round(samples[-1][3], 1),
