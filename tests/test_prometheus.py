@@ -96,8 +96,10 @@ async def test_prometheus_sees_what_qdrant_and_the_job_see(
 
     stored = wait_for(lambda: query(prom_url, "sum(kubeingest_sink_chunks_stored_total)") == total
                       and total, 30, "Prometheus to scrape the stored-chunks counter")
-    assert query(prom_url, "sum(kubeingest_embedder_texts_total)") == total
-    assert query(prom_url, "sum(kubeingest_sink_points_upserted_total)") == total
+    # Targets are scraped independently: each series gets its own deadline.
+    for expr in ("sum(kubeingest_embedder_texts_total)",
+                 "sum(kubeingest_sink_points_upserted_total)"):
+        wait_for(lambda e=expr: query(prom_url, e) == total, 30, f"{expr} == {total}")
     lag = 'max(kubeingest_stream_lag_messages{group="embedders"})'
     wait_for(lambda: query(prom_url, lag) == 0.0, 30, "the lag gauge back at zero")
     assert query(prom_url, 'max(kubeingest_stream_pending_messages{group="ingestion-workers"})') == 0
