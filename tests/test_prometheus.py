@@ -102,7 +102,8 @@ async def test_prometheus_sees_what_qdrant_and_the_job_see(
         wait_for(lambda e=expr: query(prom_url, e) == total, 30, f"{expr} == {total}")
     lag = 'max(kubeingest_stream_lag_messages{group="embedders"})'
     wait_for(lambda: query(prom_url, lag) == 0.0, 30, "the lag gauge back at zero")
-    assert query(prom_url, 'max(kubeingest_stream_pending_messages{group="ingestion-workers"})') == 0
+    pending = 'max(kubeingest_stream_pending_messages{group="ingestion-workers"})'
+    wait_for(lambda: query(prom_url, pending) == 0.0, 30, "no pending results")
 
     # Every exposition passes promtool's lint.
     for port in (emb_port, sink_port):
