@@ -1,5 +1,8 @@
 """Status arithmetic for IngestionJob: phase, counts and Kubernetes-style conditions.
 
+In the core because two parts write the same status block: the operator (on the custom
+resource) and the HTTP API (for ingestions it runs itself).
+
 Plain functions over plain dicts, so the handlers stay thin and tests call these directly.
 Conditions follow the API conventions and kstatus: `Succeeded` is the outcome, `Reconciling`
 is True while work is under way, `Stalled` is True when the job cannot progress (invalid spec,

@@ -26,7 +26,7 @@ from kubeingest import metrics
 from kubeingest.contracts import DomainAction, JobPurgeData, encode_action
 from kubeingest.models import embedding_dim
 from kubeingest.names import ACTION_JOB_PURGE, EMBEDDER_GROUP, INGESTION_SERVICE, SINK_GROUP
-from kubeingest.operator import conditions as cond
+from kubeingest import jobstatus as cond
 from kubeingest.operator.kube import GROUP, PLURAL, VERSION
 from kubeingest.operator.metrics import JOBS_BY_PHASE, observe_handler
 from kubeingest.operator.runtime import Runtime

@@ -215,7 +215,7 @@ def test_conditions_are_metav1_conditions(schema: Schema) -> None:
 
 
 def test_conditions_the_operator_writes_are_admitted() -> None:
-    from kubeingest.operator import conditions as cond
+    from kubeingest import jobstatus as cond
 
     status = {
         "phase": cond.RUNNING, "message": "reading sources", "observedGeneration": 3,
