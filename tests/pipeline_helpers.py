@@ -46,6 +46,12 @@ async def read_progress(redis_url: str, prefix: str, job_id: str) -> Progress:
         await redis.aclose()
 
 
+async def finished(redis_url: str, prefix: str, job_id: str) -> Progress | None:
+    """The job's progress once every chunk is settled, else None (for `until`)."""
+    p = await read_progress(redis_url, prefix, job_id)
+    return p if p.finished else None
+
+
 async def until(cond: Callable[[], Awaitable[Any]], timeout: float, what: str) -> Any:
     deadline = time.monotonic() + timeout
     while True:

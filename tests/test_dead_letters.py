@@ -14,7 +14,7 @@ from kubeingest.names import ACTION_EMBED_BATCH, ACTION_EMBEDDING_RESULT, Names
 from kubeingest.producer import FanoutResult
 from kubeingest.spec import parse_spec
 from tests.conftest import Procs, wait_for
-from tests.pipeline_helpers import produce, read_progress, until, worker_env
+from tests.pipeline_helpers import finished, produce, read_progress, until, worker_env
 
 pytestmark = pytest.mark.integration
 
@@ -75,7 +75,7 @@ async def test_malformed_messages_are_dead_lettered_and_work_goes_on(
     })
     job = f"ok-{uuid.uuid4().hex[:6]}"
     assert await produce(redis_server, prefix, job, spec) is FanoutResult.COMPLETE
-    p = await until(lambda: _finished(redis_server, prefix, job), 60, "the good job")
+    p = await until(lambda: finished(redis_server, prefix, job), 60, "the good job")
     assert p.chunks_failed == 0 and p.chunks_stored == p.chunks_total > 30
     r.close()
 
@@ -88,7 +88,3 @@ def _request_action() -> DomainAction:
               "model": "m", "collection_id": "c"},
     )
 
-
-async def _finished(url: str, prefix: str, job: str) -> object:
-    p = await read_progress(url, prefix, job)
-    return p if p.finished else None

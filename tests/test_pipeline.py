@@ -17,6 +17,7 @@ from tests.conftest import Procs
 from tests.pipeline_helpers import (
     all_points,
     cosine,
+    finished,
     path_spec,
     produce,
     read_progress,
@@ -39,7 +40,7 @@ async def test_job_stores_one_point_per_chunk_with_the_models_vectors(
 
     assert await produce(redis_server, prefix, job, spec) is FanoutResult.COMPLETE
     p = await until(
-        lambda: _finished(redis_server, prefix, job), 300, "every chunk to be stored"
+        lambda: finished(redis_server, prefix, job), 300, "every chunk to be stored"
     )
     assert p.chunks_total is not None and p.chunks_total >= 200
     assert p.chunks_stored == p.chunks_total and p.chunks_failed == 0
@@ -93,7 +94,7 @@ async def test_killed_embedder_is_replaced_and_the_job_completes_exactly(
     procs.start("embedder", env, name="embedder-2")
 
     assert await fanout is FanoutResult.COMPLETE
-    p = await until(lambda: _finished(redis_server, prefix, job), 300, "the job to finish")
+    p = await until(lambda: finished(redis_server, prefix, job), 300, "the job to finish")
     assert p.chunks_stored == p.chunks_total and p.chunks_failed == 0
     sink.send_signal(signal.SIGTERM)
     assert sink.wait(30) == 0
@@ -102,10 +103,6 @@ async def test_killed_embedder_is_replaced_and_the_job_completes_exactly(
     assert len({str(pt.id) for pt in points}) == len(points)
     assert all(np.isfinite(pt.vector).all() for pt in points)
 
-
-async def _finished(url: str, prefix: str, job: str) -> object:
-    p = await read_progress(url, prefix, job)
-    return p if p.finished else None
 
 
 async def _stored_at_least(url: str, prefix: str, job: str, n: int) -> bool:

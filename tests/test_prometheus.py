@@ -17,7 +17,7 @@ import pytest
 from kubeingest.producer import FanoutResult
 from kubeingest.spec import parse_spec
 from tests.conftest import Procs, free_port, wait_for
-from tests.pipeline_helpers import all_points, produce, read_progress, until, worker_env
+from tests.pipeline_helpers import all_points, finished, produce, until, worker_env
 
 pytestmark = pytest.mark.integration
 
@@ -90,7 +90,7 @@ async def test_prometheus_sees_what_qdrant_and_the_job_see(
     })
     job = f"job-{uuid.uuid4().hex[:6]}"
     assert await produce(redis_server, prefix, job, spec) is FanoutResult.COMPLETE
-    p = await until(lambda: _finished(redis_server, prefix, job), 60, "the job")
+    p = await until(lambda: finished(redis_server, prefix, job), 60, "the job")
     total = p.chunks_total
     assert total and p.chunks_stored == total
 
@@ -122,7 +122,3 @@ async def test_prometheus_sees_what_qdrant_and_the_job_see(
     assert embedded and all(x["job"] == job and x["trace_id"] and x["correlation_id"]
                             for x in embedded)
 
-
-async def _finished(url: str, prefix: str, job: str) -> object:
-    p = await read_progress(url, prefix, job)
-    return p if p.finished else None
