@@ -23,7 +23,7 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 # Only what the package needs: operator/ and services/ are reached as kubeingest.operator
 # and kubeingest.services through symlinks inside kubeingest/ (setuptools follows them).
-COPY pyproject.toml ./
+COPY pyproject.toml constraints.txt ./
 COPY kubeingest/ kubeingest/
 COPY operator/ operator/
 COPY services/ services/
@@ -34,7 +34,7 @@ FROM builder-base AS builder-cpu
 # torch==2.13.0 is already satisfied and no CUDA wheels are pulled.
 RUN pip install --no-cache-dir --extra-index-url https://download.pytorch.org/whl/cpu \
         'torch==2.13.0+cpu' \
- && pip install --no-cache-dir "/src[st]" \
+ && pip install --no-cache-dir -c /src/constraints.txt "/src[st]" \
  && pip check
 
 # --------------------------------------------------------------------------------------

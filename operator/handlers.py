@@ -1,5 +1,9 @@
 """The kopf handlers of IngestionJob: thin, typed, and nothing else lives here.
 
+operator/ has no __init__.py on purpose: as a namespace package it can never shadow the
+standard library's `operator` module when the repository root is on sys.path (`python -m`
+from the checkout), while `kubeingest.operator` still imports through the symlink.
+
 Lifecycle of a job:
 - create/resume: validate the spec (the operator validates too: not every API server enforces
   the CRD schema), check the collection, give the job its id, phase Pending;

@@ -11,5 +11,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 # torch is pinned (==2.13.0) in the `st` extra: an unpinned torch pulls GBs of CUDA wheels.
-.venv/bin/python -m pip install --quiet -e ".[${EXTRAS}]"
+# constraints.txt holds the exact versions CI tests; the cpu image installs the same.
+.venv/bin/python -m pip install --quiet -c constraints.txt -e ".[${EXTRAS}]"
 echo "installed kubeingest with extras [${EXTRAS}] into .venv"

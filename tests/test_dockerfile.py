@@ -152,3 +152,19 @@ def test_build_context_is_small() -> None:
     copied = {rest.split()[0].rstrip("/") for w, rest in instructions()
               if w == "COPY" and not rest.startswith("--from")}
     assert copied <= allowed
+
+
+def test_image_and_ci_install_the_same_versions() -> None:
+    """The cpu image and CI (scripts/install.sh) install with the same constraints file."""
+    root = Path(__file__).resolve().parent.parent
+    dockerfile = (root / "Dockerfile").read_text()
+    assert "-c /src/constraints.txt" in dockerfile
+    assert "!constraints.txt" in (root / ".dockerignore").read_text()
+    assert "-c constraints.txt" in (root / "scripts" / "install.sh").read_text()
+    pins = dict(
+        line.split("==", 1) for line in (root / "constraints.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert pins["torch"] == "2.13.0+cpu"  # the CPU wheel: never the CUDA build by accident
+    for dist in ("kopf", "redis", "qdrant-client", "pydantic", "sentence-transformers"):
+        assert dist in pins, dist

@@ -1,1 +1,0 @@
-"""The control plane: a kopf operator reconciling IngestionJob resources."""
