@@ -176,3 +176,16 @@ async def test_group_creation_is_idempotent_and_acked_entries_are_trimmed() -> N
         await redis.xadd("s", {"n": str(i)})
     assert await consumer.step() == 5
     assert await redis.xlen("s") == 0
+
+
+def test_operator_folder_never_shadows_the_standard_library() -> None:
+    """`python -m ...` from the checkout puts the repository root first on sys.path."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    code = "import sys; sys.path.insert(0, sys.argv[1]); import operator; print(operator.eq)"
+    out = subprocess.run([sys.executable, "-S", "-c", code, str(REPO)], capture_output=True,
+                         text=True, check=False)
+    assert out.returncode == 0, out.stderr
