@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = _parser().parse_args(argv)
     level = args.log_level
-    if args.command in ("run", "query") and "KUBEINGEST_LOG_LEVEL" not in os.environ \
+    if args.command in ("run", "query", "submit") and "KUBEINGEST_LOG_LEVEL" not in os.environ \
             and level == "INFO":
         level = "WARNING"  # interactive commands: the progress bar and summary say it all
     configure_logging(level, args.log_format)
@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         "operator": _cmd_operator,
         "query": _cmd_query,
         "validate": _cmd_validate,
+        "submit": _cmd_submit,
     }[args.command]
     return int(handler(args))
 
@@ -81,6 +82,17 @@ def _parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("validate", help="check an IngestionJob manifest")
     v.add_argument("manifest", type=Path)
+
+    s = sub.add_parser("submit", help="submit an IngestionJob manifest to the HTTP API")
+    s.add_argument("manifest", type=Path)
+    s.add_argument("--api", default=os.environ.get("KUBEINGEST_API_URL"),
+                   help="the API's base URL, e.g. http://localhost:8080 "
+                   "(default: $KUBEINGEST_API_URL)")
+    s.add_argument("--api-key", default=os.environ.get("KUBEINGEST_API_KEY"),
+                   help="API key (default: $KUBEINGEST_API_KEY)")
+    s.add_argument("--watch", action="store_true",
+                   help="follow the job's progress until it finishes; exit 1 if it failed")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar (with --watch)")
     return p
 
 
@@ -167,6 +179,50 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     print(f"{args.manifest}: IngestionJob {m.metadata.name} is valid")
     return EXIT_OK
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    import time
+
+    from kubeingest.client import ApiError, events, progress_from_event, submit
+    from kubeingest.services.local import ProgressBar
+
+    if not args.api:
+        print("kubeingest: --api URL (or KUBEINGEST_API_URL) is required", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        manifest = load_manifest(args.manifest)
+    except SpecError as e:
+        print(f"kubeingest: invalid manifest: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        accepted = submit(args.api, manifest, args.api_key)
+    except ApiError as e:
+        print(f"kubeingest: rejected: {e}", file=sys.stderr)
+        return EXIT_USAGE if 400 <= e.status < 500 else EXIT_FAILED
+    job_id = accepted["id"]
+    print(f"ingestion {job_id} accepted ({accepted['name']}, tenant {accepted['tenantId']}, "
+          f"collection {accepted['collection']!r})")
+    if not args.watch:
+        return EXIT_OK
+    bar = ProgressBar(sys.stderr, enabled=not args.no_progress)
+    started = time.monotonic()
+    last: dict[str, object] = {}
+    for event in events(args.api, job_id, args.api_key):
+        last = event
+        elapsed = float(event.get("elapsedSeconds") or time.monotonic() - started)
+        p = progress_from_event(event)
+        if event["type"] == "final":
+            bar.close(p, elapsed)
+        elif event["type"] != "deleted":
+            bar.update(p, elapsed)
+    if last.get("type") != "final":
+        print(f"ingestion {job_id}: {last.get('type', 'stream closed')} before it finished")
+        return EXIT_FAILED
+    print(f"{last['phase']}: {last.get('message', '')}")
+    for fd in progress_from_event(last).failed_documents:
+        print(f"  failed document {fd.document}: {fd.reason}")
+    return EXIT_OK if last["phase"] == "Succeeded" else EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -148,6 +148,17 @@ class ApiSettings(EmbedderSettings):
     max_request_bytes: Annotated[int, Field(ge=1024)] = Field(
         16 * 1024 * 1024, description="Larger bodies get 413 before they are read."
     )
+    max_upload_files: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        100, description="Documents in one multipart ingestion upload; more get 413."
+    )
+    max_upload_file_bytes: Annotated[int, Field(ge=1, le=1_048_576)] = Field(
+        1_048_576, description="Bytes of one uploaded document (an inline document's limit); "
+        "larger files get 413."
+    )
+    events_interval_s: Annotated[float, Field(ge=0.05, le=60)] = Field(
+        0.25, description="Ingestion progress events are sent at most this often (only when "
+        "something changed)."
+    )
     host: str = Field("0.0.0.0", description="Listen address.")  # noqa: S104  # pod IP
     port: Annotated[int, Field(ge=1, le=65535)] = Field(8080, description="HTTP port.")
 

@@ -11,8 +11,9 @@ from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Histogram, make_asgi_app
 from redis.asyncio import Redis
 
-from kubeingest.services.api import embeddings
+from kubeingest.services.api import embeddings, events, ingestions
 from kubeingest.services.api.deps import parse_api_keys
+from kubeingest.services.api.jobs import IngestionJobs
 from kubeingest.settings import ApiSettings
 from kubeingest.streams import REDIS_UNAVAILABLE
 
@@ -32,9 +33,11 @@ def create_app(settings: ApiSettings, redis: Redis | None = None) -> FastAPI:
         if settings.redis_url is None and redis is None:
             raise RuntimeError("KUBEINGEST_REDIS_URL is required for the API")
         app.state.redis = redis or Redis.from_url(settings.redis_url.get_secret_value())  # type: ignore[union-attr]
+        app.state.jobs = IngestionJobs(app.state.redis, settings)
         try:
             yield
         finally:
+            await app.state.jobs.close()
             if owned:
                 await app.state.redis.aclose()
 
@@ -45,6 +48,8 @@ def create_app(settings: ApiSettings, redis: Redis | None = None) -> FastAPI:
         settings.api_keys.get_secret_value() if settings.api_keys else None
     )
     app.include_router(embeddings.router)
+    app.include_router(ingestions.router)
+    app.include_router(events.router)
 
     @app.middleware("http")
     async def limits_and_metrics(

@@ -54,12 +54,20 @@ def get_caller(
     authorization: Annotated[str | None, Header()] = None,
     x_api_key: Annotated[str | None, Header()] = None,
 ) -> Caller:
-    keys: dict[str, str | None] = request.app.state.api_keys
+    return resolve_caller(request.app.state.api_keys, presented_key(authorization, x_api_key))
+
+
+def presented_key(authorization: str | None, x_api_key: str | None,
+                  query_key: str | None = None) -> str | None:
+    """The key from `Authorization: Bearer`, `X-API-Key` or (streams only) `?api_key=`."""
+    if authorization and authorization.lower().startswith("bearer "):
+        return authorization[7:].strip()
+    return x_api_key or query_key
+
+
+def resolve_caller(keys: dict[str, str | None], presented: str | None) -> Caller:
     if not keys:
         return Caller(tenant=None)
-    presented = x_api_key
-    if authorization and authorization.lower().startswith("bearer "):
-        presented = authorization[7:].strip()
     if not presented:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "missing API key (Authorization: Bearer <key>)",

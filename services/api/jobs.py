@@ -1,0 +1,320 @@
+"""Ingestion jobs behind the HTTP API: job records, their status block, and how a job runs.
+
+How a job runs is decided here and nowhere else. There is one mode so far, *local*: the API
+process runs the job's fan-out (the `Producer`, exactly as the operator does) against the API's
+own Redis, and the embedding and sink workers (`kubeingest embedder` / `kubeingest sink`,
+processes or pods) do the embedding and the Qdrant writes from the streams. The API is the
+job's control plane, not its data plane: no model and no Qdrant client live in the API process,
+and a job submitted over HTTP is processed by the same workers, with the same progress
+accounting, as one applied with kubectl. (Cluster mode, creating the IngestionJob custom
+resource for the operator, is not built yet.)
+
+A job record is a Redis hash (id, tenant, collection, name, spec, phase, times) plus two sorted
+sets indexing records by creation time, one per tenant and one for all. The status block
+(kubeingest.jobstatus, the same as the operator's) is computed from the record and the job's
+live `Progress`; once the job is finished the final
+status is frozen into the record and the job's progress keys are deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from redis.asyncio import Redis
+
+from kubeingest.jobstatus import (
+    FAILED,
+    PENDING,
+    RUNNING,
+    conditions_for,
+    outcome_message,
+    progress_status,
+)
+from kubeingest.names import Names
+from kubeingest.producer import FanoutResult, Producer
+from kubeingest.progress import Progress, ProgressStore, outcome
+from kubeingest.settings import ApiSettings
+from kubeingest.spec import IngestionJobSpec, SpecError, parse_spec
+
+logger = logging.getLogger(__name__)
+
+FAILED_DOCUMENTS_IN_STATUS = 10
+POLL_S = 0.25
+
+
+class JobKeys:
+    """Key names of the API's job records.
+
+    Private to the API for now; they belong in kubeingest/names.py next to the per-job keys
+    (`ingestion:{id}`, `ingestions`, `ingestions:tenant:{tenant}` under the stream prefix).
+    """
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def _p(self, name: str) -> str:
+        return f"{self.prefix}:{name}" if self.prefix else name
+
+    def record(self, job_id: str) -> str:
+        return self._p(f"ingestion:{job_id}")
+
+    def all_index(self) -> str:
+        return self._p("ingestions")
+
+    def tenant_index(self, tenant: str) -> str:
+        return self._p(f"ingestions:tenant:{tenant}")
+
+
+@dataclass
+class JobRecord:
+    id: str
+    name: str
+    tenant: str
+    collection: str
+    spec: dict[str, Any]
+    phase: str = PENDING
+    created_at: float = field(default_factory=time.time)
+    started_at: float | None = None
+    completed_at: float | None = None
+    reason: str = ""
+    message: str = ""
+    final_status: dict[str, Any] | None = None
+    conditions: list[dict[str, Any]] = field(default_factory=list)
+
+    def set_phase(self, phase: str, reason: str, message: str) -> None:
+        """Phase, reason and message, with conditions kept as the operator keeps them."""
+        self.phase, self.reason, self.message = phase, reason, message
+        self.conditions = conditions_for(phase, reason, message, self.conditions, None)
+
+    def to_hash(self) -> dict[str, str]:
+        h = {"id": self.id, "name": self.name, "tenant": self.tenant,
+             "collection": self.collection, "spec": json.dumps(self.spec), "phase": self.phase,
+             "created_at": repr(self.created_at), "reason": self.reason, "message": self.message,
+             "conditions": json.dumps(self.conditions)}
+        if self.started_at is not None:
+            h["started_at"] = repr(self.started_at)
+        if self.completed_at is not None:
+            h["completed_at"] = repr(self.completed_at)
+        if self.final_status is not None:
+            h["final_status"] = json.dumps(self.final_status)
+        return h
+
+    @classmethod
+    def from_hash(cls, raw: dict[bytes | str, bytes | str]) -> JobRecord:
+        h = {_str(k): _str(v) for k, v in raw.items()}
+        return cls(
+            id=h["id"], name=h["name"], tenant=h["tenant"], collection=h["collection"],
+            spec=json.loads(h["spec"]), phase=h["phase"], created_at=float(h["created_at"]),
+            started_at=float(h["started_at"]) if "started_at" in h else None,
+            completed_at=float(h["completed_at"]) if "completed_at" in h else None,
+            reason=h.get("reason", ""), message=h.get("message", ""),
+            final_status=json.loads(h["final_status"]) if "final_status" in h else None,
+            conditions=json.loads(h.get("conditions", "[]")),
+        )
+
+    def summary(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "tenantId": self.tenant,
+                "collection": self.collection, "createdAt": iso(self.created_at)}
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return (datetime.fromtimestamp(ts, UTC).replace(microsecond=0).isoformat()
+            .replace("+00:00", "Z"))
+
+
+def status_block(rec: JobRecord, p: Progress, *, now: float | None = None) -> dict[str, Any]:
+    """The IngestionJob CR's status block (kubeingest.jobstatus, as the operator writes it),
+    plus the live-only fields events carry: fanoutComplete, elapsedSeconds, etaSeconds, errors.
+    """
+    if rec.final_status is not None:
+        return rec.final_status
+    end = rec.completed_at or (now if now is not None else time.time())
+    elapsed = max(end - rec.started_at, 0.0) if rec.started_at else 0.0
+    counts = progress_status(p, failed_documents=FAILED_DOCUMENTS_IN_STATUS, elapsed_s=elapsed)
+    eta: float | None = None
+    if p.fanout_complete and p.chunks_total is not None and counts["chunksPerSecond"] > 0:
+        eta = round(max(p.chunks_total - p.settled, 0) / counts["chunksPerSecond"], 1)
+    return {
+        "phase": rec.phase,
+        "message": rec.message,
+        **counts,
+        "startTime": iso(rec.started_at),
+        "completionTime": iso(rec.completed_at),
+        "conditions": rec.conditions,
+        "fanoutComplete": p.fanout_complete,
+        "elapsedSeconds": round(elapsed, 2),
+        "etaSeconds": eta,
+        "errors": dict(sorted(p.errors.items())),
+    }
+
+
+class IngestionJobs:
+    """The job registry of one API process: records in Redis, running fan-outs in memory."""
+
+    def __init__(self, redis: Redis, settings: ApiSettings) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.names = Names(settings.stream_prefix)
+        self.keys = JobKeys(settings.stream_prefix)
+        self.progress = ProgressStore(redis, self.names)
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._stopping: set[str] = set()
+
+    # -- records ------------------------------------------------------------------------
+    async def submit(self, *, tenant: str, name: str | None, spec: IngestionJobSpec,
+                     raw_spec: dict[str, Any]) -> JobRecord:
+        job_id = f"ij-{uuid.uuid4().hex[:16]}"
+        rec = JobRecord(id=job_id, name=name or job_id, tenant=tenant,
+                        collection=spec.destination.collection, spec=raw_spec)
+        rec.set_phase(PENDING, "Created", "accepted; waiting to start")
+        async with self.redis.pipeline(transaction=True) as p:
+            p.hset(self.keys.record(job_id), mapping=rec.to_hash())  # type: ignore[arg-type]
+            p.zadd(self.keys.tenant_index(tenant), {job_id: rec.created_at})
+            p.zadd(self.keys.all_index(), {job_id: rec.created_at})
+            await p.execute()
+        self._start(rec, spec)
+        return rec
+
+    async def load(self, job_id: str) -> JobRecord | None:
+        raw = await self.redis.hgetall(self.keys.record(job_id))
+        return JobRecord.from_hash(raw) if raw else None
+
+    async def status(self, rec: JobRecord) -> dict[str, Any]:
+        if rec.final_status is not None:
+            return rec.final_status
+        p = await self.progress.read(rec.id, failed_documents=FAILED_DOCUMENTS_IN_STATUS)
+        if p.started_at is None and rec.phase == RUNNING:
+            # The job may have finished between the two reads (its progress keys are deleted
+            # once the final counts are in the record): the record is the truth then.
+            fresh = await self.load(rec.id)
+            if fresh is not None and fresh.final_status is not None:
+                return fresh.final_status
+        return status_block(rec, p)
+
+    async def page(self, tenant: str | None, limit: int, offset: int
+                   ) -> tuple[list[JobRecord], int | None]:
+        """Newest first; returns (records, next offset or None)."""
+        index = self.keys.all_index() if tenant is None else self.keys.tenant_index(tenant)
+        found = await self.redis.zrevrange(index, offset, offset + limit)
+        ids = [v for v in found if isinstance(v, (bytes, str))]
+        more = len(ids) > limit
+        ids = ids[:limit]
+        records: list[JobRecord] = []
+        gone: list[bytes | str] = []
+        for job_id in ids:
+            rec = await self.load(_str(job_id))
+            if rec is None:
+                gone.append(job_id)  # expired (ttlSecondsAfterFinished)
+            else:
+                records.append(rec)
+        if gone:
+            await self.redis.zrem(index, *gone)
+        return records, (offset + limit if more else None)
+
+    async def cancel(self, rec: JobRecord) -> None:
+        """Stop the fan-out, then delete the job's state and record (vectors already stored
+        stay in Qdrant)."""
+        self._stopping.add(rec.id)
+        task = self._tasks.get(rec.id)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.progress.delete(rec.id)
+        async with self.redis.pipeline(transaction=True) as p:
+            p.delete(self.keys.record(rec.id))
+            p.zrem(self.keys.tenant_index(rec.tenant), rec.id)
+            p.zrem(self.keys.all_index(), rec.id)
+            await p.execute()
+        self._stopping.discard(rec.id)
+
+    async def close(self) -> None:
+        """API shutdown: stop the fan-outs (their records stay Running)."""
+        tasks = list(self._tasks.values())
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- running ------------------------------------------------------------------------
+    def _start(self, rec: JobRecord, spec: IngestionJobSpec) -> None:
+        task = asyncio.create_task(self._run(rec, spec), name=f"ingestion-{rec.id}")
+        self._tasks[rec.id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(rec.id, None))
+
+    async def _update(self, rec: JobRecord, ttl_s: int | None = None) -> None:
+        if rec.id in self._stopping:
+            return
+        async with self.redis.pipeline(transaction=True) as p:
+            p.hset(self.keys.record(rec.id), mapping=rec.to_hash())  # type: ignore[arg-type]
+            if ttl_s is not None:
+                p.expire(self.keys.record(rec.id), ttl_s)
+            await p.execute()
+
+    async def _run(self, rec: JobRecord, spec: IngestionJobSpec) -> None:
+        rec.started_at = time.time()
+        rec.set_phase(RUNNING, "Started", "fanning out chunks")
+        await self._update(rec)
+        try:
+            producer = Producer(self.redis, self.names, rec.id, spec,
+                                context_ttl_s=self.settings.context_ttl_s,
+                                should_stop=lambda: rec.id in self._stopping)
+            if await producer.run() is FanoutResult.STOPPED:
+                return
+            rec.set_phase(RUNNING, "FanoutComplete", "fan-out complete; waiting for the workers")
+            await self._update(rec)
+            while True:
+                p = await self.progress.read(rec.id, failed_documents=FAILED_DOCUMENTS_IN_STATUS)
+                fp = spec.failure_policy
+                phase = outcome(p, fp.max_failed_chunks, fp.max_failed_ratio)
+                if phase is not None:
+                    break
+                await asyncio.sleep(POLL_S)
+            reason, message = outcome_message(phase, p)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # a crashed fan-out is the job's failure, not the API's
+            logger.exception("ingestion %s: fan-out failed", rec.id)
+            phase, reason, message = FAILED, "FanoutError", f"{type(e).__name__}: {e}"[:1000]
+            p = await self.progress.read(rec.id, failed_documents=FAILED_DOCUMENTS_IN_STATUS)
+        rec.completed_at = time.time()
+        rec.set_phase(phase, reason, message)
+        rec.final_status = status_block(rec, p)
+        await self._update(rec, spec.ttl_seconds_after_finished)
+        if rec.id not in self._stopping:
+            await self.progress.delete(rec.id)  # the record holds the final counts
+
+
+def build_spec(raw: Any) -> IngestionJobSpec:
+    """parse_spec plus the API's own rule: no `path` sources (the API's file system is not
+    the caller's to read). Raises SpecError naming the field."""
+    spec = parse_spec(raw)
+    for i, source in enumerate(spec.sources):
+        if source.path is not None:
+            raise SpecError(f"spec.sources[{i}].path",
+                            "path sources are not accepted over the API; upload the documents")
+    return spec
+
+
+def document_ids(names: Sequence[str]) -> list[str]:
+    """Unique document ids from upload file names (`a.txt`, `a.txt#2`, ...)."""
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        out.append(n if seen[n] == 1 else f"{n}#{seen[n]}")
+    return out
+
+
+def _str(v: bytes | str) -> str:
+    return v.decode() if isinstance(v, bytes) else v
