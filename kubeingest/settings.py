@@ -159,6 +159,18 @@ class ApiSettings(EmbedderSettings):
         0.25, description="Ingestion progress events are sent at most this often (only when "
         "something changed)."
     )
+    ingest_mode: Literal["local", "cluster"] = Field(
+        "local", description="How /api/v1/ingestions runs a job: local = the API runs the "
+        "fan-out itself against its Redis (embedder and sink workers do the rest); cluster = "
+        "the API creates an IngestionJob custom resource and the operator runs it."
+    )
+    kube_api_url: str | None = Field(
+        None, description="cluster mode: talk to this API server URL without auth (tests, "
+        "kubectl proxy); unset = in-cluster config, else ~/.kube/config."
+    )
+    kube_namespace: str = Field(
+        "default", description="cluster mode: the namespace IngestionJobs are created in."
+    )
     host: str = Field("0.0.0.0", description="Listen address.")  # noqa: S104  # pod IP
     port: Annotated[int, Field(ge=1, le=65535)] = Field(8080, description="HTTP port.")
 

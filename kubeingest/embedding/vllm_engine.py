@@ -59,8 +59,17 @@ class VllmEmbedder:
         return text if len(offsets) <= limit else text[: offsets[limit - 1][1]]
 
     def embed(self, texts: list[str]) -> Float32Matrix:
+        if not texts:  # vLLM refuses an empty prompt list
+            return np.empty((0, getattr(self, "dim", 0)), dtype=np.float32)
         outputs = self._llm.embed([self._truncate(t) for t in texts], use_tqdm=False)
         out = np.asarray([o.outputs.embedding for o in outputs], dtype=np.float32)
         if self.normalize:
             out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out
+
+    def close(self) -> None:
+        """Stop the engine's worker processes now rather than at interpreter exit (where
+        vLLM's own shutdown logs into closed streams)."""
+        core = getattr(getattr(self._llm, "llm_engine", None), "engine_core", None)
+        if core is not None:
+            core.shutdown()

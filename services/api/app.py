@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 
 from kubeingest.services.api import embeddings, events, ingestions
 from kubeingest.services.api.deps import parse_api_keys
-from kubeingest.services.api.jobs import IngestionJobs
+from kubeingest.services.api.jobs import create_jobs
 from kubeingest.settings import ApiSettings
 from kubeingest.streams import REDIS_UNAVAILABLE
 
@@ -33,7 +33,7 @@ def create_app(settings: ApiSettings, redis: Redis | None = None) -> FastAPI:
         if settings.redis_url is None and redis is None:
             raise RuntimeError("KUBEINGEST_REDIS_URL is required for the API")
         app.state.redis = redis or Redis.from_url(settings.redis_url.get_secret_value())  # type: ignore[union-attr]
-        app.state.jobs = IngestionJobs(app.state.redis, settings)
+        app.state.jobs = create_jobs(app.state.redis, settings)
         try:
             yield
         finally:

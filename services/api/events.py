@@ -26,7 +26,7 @@ from starlette.websockets import WebSocketDisconnect
 from kubeingest.jobstatus import TERMINAL
 from kubeingest.services.api.deps import presented_key, resolve_caller
 from kubeingest.services.api.ingestions import visible
-from kubeingest.services.api.jobs import IngestionJobs
+from kubeingest.services.api.jobs import Jobs
 
 router = APIRouter(prefix="/api/v1/ingestions", tags=["ingestions"])
 
@@ -39,7 +39,7 @@ def _changes(status_block: dict[str, Any]) -> tuple[Any, ...]:
             json.dumps(status_block.get("errors")))
 
 
-async def events(jobs: IngestionJobs, job_id: str, interval_s: float
+async def events(jobs: Jobs, job_id: str, interval_s: float
                  ) -> AsyncIterator[dict[str, Any]]:
     last: tuple[Any, ...] | None = None
     while True:
@@ -65,7 +65,7 @@ async def events_ws(
     websocket: WebSocket, job_id: str,
     api_key: Annotated[str | None, Query()] = None,
 ) -> None:
-    jobs: IngestionJobs = websocket.app.state.jobs
+    jobs: Jobs = websocket.app.state.jobs
     key = presented_key(websocket.headers.get("authorization"),
                         websocket.headers.get("x-api-key"), api_key)
     try:
@@ -124,7 +124,7 @@ async def events_sse(
     api_key: Annotated[str | None, Query()] = None,
 ) -> StreamingResponse:
     """Server-Sent Events: the same events as the WebSocket (`Accept: text/event-stream`)."""
-    jobs: IngestionJobs = request.app.state.jobs
+    jobs: Jobs = request.app.state.jobs
     caller = resolve_caller(request.app.state.api_keys,
                             presented_key(authorization, x_api_key, api_key))
     await visible(jobs, caller, job_id)

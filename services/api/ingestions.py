@@ -20,7 +20,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
 from kubeingest.services.api.deps import Caller, CallerDep, SettingsDep
-from kubeingest.services.api.jobs import IngestionJobs, JobRecord, build_spec, document_ids
+from kubeingest.services.api.jobs import (
+    JobExists,
+    JobRecord,
+    Jobs,
+    build_spec,
+    document_ids,
+)
 from kubeingest.settings import ApiSettings
 from kubeingest.spec import API_VERSION, KIND, OBJECT_NAME_PATTERN, SpecError
 from kubeingest.textextract import ExtractionError, extract_text
@@ -30,12 +36,12 @@ router = APIRouter(prefix="/api/v1/ingestions", tags=["ingestions"])
 MAX_FORM_FIELD_BYTES = 256 * 1024
 
 
-def get_jobs(request: Request) -> IngestionJobs:
-    jobs: IngestionJobs = request.app.state.jobs
+def get_jobs(request: Request) -> Jobs:
+    jobs: Jobs = request.app.state.jobs
     return jobs
 
 
-JobsDep = Annotated[IngestionJobs, Depends(get_jobs)]
+JobsDep = Annotated[Jobs, Depends(get_jobs)]
 
 
 class IngestionAccepted(BaseModel):
@@ -102,6 +108,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "missing or invalid API key"},
     403: {"description": "the key is not valid for the spec's tenant"},
     413: {"description": "body, file or file count over the limits"},
+    409: {"description": "cluster mode: an IngestionJob of that name exists"},
     415: {"description": "neither JSON nor multipart/form-data"},
     422: {"description": "invalid spec or document; the message names the field"},
 }
@@ -142,7 +149,10 @@ async def create_ingestion(
         spec = build_spec(raw)
     except SpecError as e:
         raise _unprocessable(str(e)) from e
-    rec = await jobs.submit(tenant=spec.tenant_id, name=name, spec=spec, raw_spec=raw)
+    try:
+        rec = await jobs.submit(tenant=spec.tenant_id, name=name, spec=spec, raw_spec=raw)
+    except JobExists as e:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"an ingestion named {e} exists") from e
     base = f"/api/v1/ingestions/{rec.id}"
     return IngestionAccepted(id=rec.id, name=rec.name, tenantId=rec.tenant,
                              collection=rec.collection, phase=rec.phase, statusUrl=base,
@@ -234,7 +244,7 @@ async def _from_upload(request: Request, settings: ApiSettings
     return name, raw_spec
 
 
-async def visible(jobs: IngestionJobs, caller: Caller, job_id: str) -> JobRecord:
+async def visible(jobs: Jobs, caller: Caller, job_id: str) -> JobRecord:
     """The record, if this caller may see it; another tenant's ingestion is a 404 too."""
     rec = await jobs.load(job_id)
     if rec is None or not caller.may_act_for(rec.tenant):
@@ -242,7 +252,7 @@ async def visible(jobs: IngestionJobs, caller: Caller, job_id: str) -> JobRecord
     return rec
 
 
-async def _ingestion(jobs: IngestionJobs, rec: JobRecord) -> Ingestion:
+async def _ingestion(jobs: Jobs, rec: JobRecord) -> Ingestion:
     s = rec.summary()
     return Ingestion(**s, status=await jobs.status(rec))
 

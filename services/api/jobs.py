@@ -6,8 +6,11 @@ own Redis, and the embedding and sink workers (`kubeingest embedder` / `kubeinge
 processes or pods) do the embedding and the Qdrant writes from the streams. The API is the
 job's control plane, not its data plane: no model and no Qdrant client live in the API process,
 and a job submitted over HTTP is processed by the same workers, with the same progress
-accounting, as one applied with kubectl. (Cluster mode, creating the IngestionJob custom
-resource for the operator, is not built yet.)
+accounting, as one applied with kubectl.
+
+Cluster mode (`ingest_mode=cluster`): the API creates an IngestionJob custom resource in
+`kube_namespace` and the operator does the work; the CR is the record, its status the status
+block, its name the ingestion's id, its `spec.tenantId` the owner. `create_jobs` picks one.
 
 A job record is a Redis hash (id, tenant, collection, name, spec, phase, times) plus two sorted
 sets indexing records by creation time, one per tenant and one for all. The status block
@@ -27,7 +30,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
@@ -43,7 +46,7 @@ from kubeingest.names import Names
 from kubeingest.producer import FanoutResult, Producer
 from kubeingest.progress import Progress, ProgressStore, outcome
 from kubeingest.settings import ApiSettings
-from kubeingest.spec import IngestionJobSpec, SpecError, parse_spec
+from kubeingest.spec import API_VERSION, KIND, IngestionJobSpec, SpecError, parse_spec
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +92,7 @@ class JobRecord:
     message: str = ""
     final_status: dict[str, Any] | None = None
     conditions: list[dict[str, Any]] = field(default_factory=list)
+    observed: dict[str, Any] | None = None  # cluster mode: the CR's status as read
 
     def set_phase(self, phase: str, reason: str, message: str) -> None:
         """Phase, reason and message, with conditions kept as the operator keeps them."""
@@ -293,6 +297,140 @@ class IngestionJobs:
         await self._update(rec, spec.ttl_seconds_after_finished)
         if rec.id not in self._stopping:
             await self.progress.delete(rec.id)  # the record holds the final counts
+
+
+class Jobs(Protocol):
+    """What the routers need of a job backend (local or cluster)."""
+
+    async def submit(self, *, tenant: str, name: str | None, spec: IngestionJobSpec,
+                     raw_spec: dict[str, Any]) -> JobRecord: ...
+
+    async def load(self, job_id: str) -> JobRecord | None: ...
+
+    async def status(self, rec: JobRecord) -> dict[str, Any]: ...
+
+    async def page(self, tenant: str | None, limit: int, offset: int
+                   ) -> tuple[list[JobRecord], int | None]: ...
+
+    async def cancel(self, rec: JobRecord) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def create_jobs(redis: Redis, settings: ApiSettings) -> Jobs:
+    """The one place that decides how ingestions run, from settings."""
+    if settings.ingest_mode == "cluster":
+        return ClusterJobs(settings)
+    return IngestionJobs(redis, settings)
+
+
+class JobExists(Exception):
+    """An ingestion of that name exists already (cluster mode: a CR of that name)."""
+
+
+class ClusterJobs:
+    """IngestionJob custom resources through the Kubernetes API; the operator runs them.
+
+    The sync kubernetes client runs in worker threads. Needs create/get/list/delete on
+    ingestionjobs in the namespace (charts/kubeingest/templates/api-rbac.yaml).
+    """
+
+    def __init__(self, settings: ApiSettings) -> None:
+        from kubernetes import client
+
+        self.namespace = settings.kube_namespace
+        self._api = _kube_client(settings.kube_api_url)
+        self.custom = client.CustomObjectsApi(self._api)
+
+    async def submit(self, *, tenant: str, name: str | None, spec: IngestionJobSpec,
+                     raw_spec: dict[str, Any]) -> JobRecord:
+        from kubernetes.client.exceptions import ApiException
+
+        body = {"apiVersion": API_VERSION, "kind": KIND,
+                "metadata": {"name": name or f"ingestion-{uuid.uuid4().hex[:10]}",
+                             "namespace": self.namespace},
+                "spec": {**raw_spec, "tenantId": tenant}}
+        try:
+            obj = await asyncio.to_thread(self.custom.create_namespaced_custom_object,
+                                          GROUP, VERSION, self.namespace, PLURAL, body)
+        except ApiException as e:
+            if e.status == 409:
+                raise JobExists(body["metadata"]["name"]) from e
+            raise
+        return _record_from_cr(obj)
+
+    async def load(self, job_id: str) -> JobRecord | None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            obj = await asyncio.to_thread(self.custom.get_namespaced_custom_object,
+                                          GROUP, VERSION, self.namespace, PLURAL, job_id)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        return _record_from_cr(obj)
+
+    async def status(self, rec: JobRecord) -> dict[str, Any]:
+        return {"phase": PENDING, **(rec.observed or {})}
+
+    async def page(self, tenant: str | None, limit: int, offset: int
+                   ) -> tuple[list[JobRecord], int | None]:
+        found = await asyncio.to_thread(self.custom.list_namespaced_custom_object,
+                                        GROUP, VERSION, self.namespace, PLURAL)
+        records = [_record_from_cr(o) for o in found.get("items", [])]
+        records = [r for r in records if tenant is None or r.tenant == tenant]
+        records.sort(key=lambda r: (r.created_at, r.id), reverse=True)
+        window = records[offset:offset + limit]
+        return window, (offset + limit if len(records) > offset + limit else None)
+
+    async def cancel(self, rec: JobRecord) -> None:
+        """Delete the CR; the operator stops the fan-out and cleans up (deletionPolicy)."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            await asyncio.to_thread(self.custom.delete_namespaced_custom_object,
+                                    GROUP, VERSION, self.namespace, PLURAL, rec.id)
+        except ApiException as e:
+            if e.status != 404:
+                raise
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._api.close)
+
+
+GROUP, VERSION, PLURAL = "kubeingest.io", "v1alpha1", "ingestionjobs"
+
+
+def _kube_client(url: str | None) -> Any:
+    """Like the operator's (services may not import it): a URL without auth, else in-cluster
+    config, else ~/.kube/config."""
+    from kubernetes import client, config
+
+    if url:
+        cfg = client.Configuration()
+        cfg.host = url
+        cfg.verify_ssl = False
+        return client.ApiClient(cfg)
+    try:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        config.load_kube_config()  # type: ignore[no-untyped-call]
+    return client.ApiClient()
+
+
+def _record_from_cr(obj: dict[str, Any]) -> JobRecord:
+    meta, spec = obj.get("metadata", {}), obj.get("spec", {})
+    status = obj.get("status") or {}
+    created = meta.get("creationTimestamp")
+    created_at = (datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()
+                  if created else time.time())
+    return JobRecord(
+        id=meta["name"], name=meta["name"], tenant=spec.get("tenantId") or "default",
+        collection=(spec.get("destination") or {}).get("collection", ""), spec=spec,
+        phase=status.get("phase", PENDING), created_at=created_at,
+        message=status.get("message", ""), observed=status,
+    )
 
 
 def build_spec(raw: Any) -> IngestionJobSpec:
