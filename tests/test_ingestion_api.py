@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from websockets.exceptions import InvalidStatus
 from kubeingest.services.api.app import create_app
 from kubeingest.settings import ApiSettings
 from tests.conftest import REPO, Procs, free_port, wait_for
+from tests.kmock_harness import KubeApi
 from tests.pipeline_helpers import all_points, worker_env
 
 pytestmark = pytest.mark.integration
@@ -312,3 +314,90 @@ def test_submit_command_watches_the_job_to_the_end(
         timeout=60,
     )
     assert rejected.returncode == 2 and "HTTP 403" in rejected.stderr
+
+
+# -- cluster mode: the API creates IngestionJob resources (KMock as the API server) -----------
+CR_PATH = "/apis/kubeingest.io/v1alpha1/namespaces/{ns}/ingestionjobs/{name}"
+
+
+def patch_status(kube: KubeApi, name: str, status: dict[str, Any], ns: str = "jobs") -> None:
+    """What the operator does: a merge patch of the status subresource."""
+    req = urllib.request.Request(
+        kube.url + CR_PATH.format(ns=ns, name=name) + "/status", method="PATCH",
+        data=json.dumps({"status": status}).encode(),
+        headers={"Content-Type": "application/merge-patch+json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.status == 200
+
+
+async def test_cluster_mode_creates_the_resource_and_reads_its_status(
+    redis_server: str, prefix: str
+) -> None:
+    with KubeApi() as kube, Server(ApiSettings(
+        redis_url=redis_server, stream_prefix=prefix, api_keys=f"acme:{KEY_A},globex:{KEY_B}",
+        ingest_mode="cluster", kube_api_url=kube.url, kube_namespace="jobs",
+        events_interval_s=0.1,
+    )) as api:
+        spec = inline_spec(chunking={"strategy": "characters", "size": 64, "overlap": 0})
+        async with httpx.AsyncClient(base_url=api.url, headers=h(KEY_A), timeout=30) as http:
+            resp = await http.post("/api/v1/ingestions", json={
+                "apiVersion": "kubeingest.io/v1alpha1", "kind": "IngestionJob",
+                "metadata": {"name": "kb-job"}, "spec": spec})
+            assert resp.status_code == 202, resp.text
+            assert resp.json()["id"] == "kb-job"
+            cr = await asyncio.to_thread(kube.get_json, CR_PATH.format(ns="jobs", name="kb-job"))
+            assert cr["kind"] == "IngestionJob" and cr["spec"] == {**spec, "tenantId": "acme"}
+
+            again = await http.post("/api/v1/ingestions", json={
+                "metadata": {"name": "kb-job"}, "spec": spec})
+            assert again.status_code == 409
+
+            running = {"phase": "Running", "message": "fanning out",
+                       "chunks": {"total": 10, "published": 10, "embedded": 4, "failed": 0},
+                       "documents": {"total": 1, "failed": 0}, "progress": "40%"}
+            await asyncio.to_thread(patch_status, kube, "kb-job", running)
+            got = (await http.get("/api/v1/ingestions/kb-job")).json()
+            assert got["tenantId"] == "acme" and got["collection"] == "kb"
+            cr = await asyncio.to_thread(kube.get_json, CR_PATH.format(ns="jobs", name="kb-job"))
+            assert got["status"] == cr["status"]
+            assert (await http.get("/api/v1/ingestions/kb-job", headers=h(KEY_B))).status_code \
+                == 404
+            assert [i["id"] for i in (await http.get("/api/v1/ingestions")).json()["items"]] \
+                == ["kb-job"]
+            assert (await http.get("/api/v1/ingestions", headers=h(KEY_B))).json()["items"] == []
+
+            async with connect(f"{api.ws}/api/v1/ingestions/kb-job/events",
+                               additional_headers=h(KEY_A)) as ws:
+                first = json.loads(await ws.recv())
+                assert first["type"] == "state" and first["chunks"]["embedded"] == 4
+                done = {**running, "phase": "Succeeded", "progress": "100%",
+                        "chunks": {**running["chunks"], "embedded": 10}}
+                await asyncio.to_thread(patch_status, kube, "kb-job", done)
+                rest = [json.loads(m) async for m in ws]
+            assert rest[-1]["type"] == "final" and rest[-1]["phase"] == "Succeeded"
+            assert rest[-1]["chunks"]["embedded"] == 10
+
+            assert (await http.delete("/api/v1/ingestions/kb-job")).status_code == 204
+            assert await asyncio.to_thread(
+                kube.get_json, CR_PATH.format(ns="jobs", name="kb-job")) is None
+
+
+def test_chart_grants_the_api_exactly_what_cluster_mode_calls() -> None:
+    from tests.test_chart import kinds, one, render
+
+    assert "rel-kubeingest-api" not in kinds(render(sets=("api.enabled=true",)), "Role")
+    docs = render(sets=("api.enabled=true",
+                        "api.extraEnv[0].name=KUBEINGEST_INGEST_MODE",
+                        "api.extraEnv[0].value=cluster",
+                        "api.extraEnv[1].name=KUBEINGEST_KUBE_NAMESPACE",
+                        "api.extraEnv[1].value=jobs"))
+    role = kinds(docs, "Role")["rel-kubeingest-api"]
+    assert role["metadata"]["namespace"] == "jobs"
+    assert role["rules"] == [{"apiGroups": ["kubeingest.io"], "resources": ["ingestionjobs"],
+                              "verbs": ["create", "get", "list", "delete"]}]
+    binding = kinds(docs, "RoleBinding")["rel-kubeingest-api"]
+    assert binding["roleRef"]["name"] == "rel-kubeingest-api"
+    sa = binding["subjects"][0]
+    assert sa["kind"] == "ServiceAccount" and sa["namespace"] == "ingest"
+    assert sa["name"] == one(docs, "Deployment", "rel-kubeingest-api")["spec"]["template"][
+        "spec"]["serviceAccountName"]

@@ -340,13 +340,13 @@ class ClusterJobs:
 
         self.namespace = settings.kube_namespace
         self._api = _kube_client(settings.kube_api_url)
-        self.custom = client.CustomObjectsApi(self._api)
+        self.custom: Any = client.CustomObjectsApi(self._api)
 
     async def submit(self, *, tenant: str, name: str | None, spec: IngestionJobSpec,
                      raw_spec: dict[str, Any]) -> JobRecord:
         from kubernetes.client.exceptions import ApiException
 
-        body = {"apiVersion": API_VERSION, "kind": KIND,
+        body: dict[str, Any] = {"apiVersion": API_VERSION, "kind": KIND,
                 "metadata": {"name": name or f"ingestion-{uuid.uuid4().hex[:10]}",
                              "namespace": self.namespace},
                 "spec": {**raw_spec, "tenantId": tenant}}
@@ -357,7 +357,7 @@ class ClusterJobs:
             if e.status == 409:
                 raise JobExists(body["metadata"]["name"]) from e
             raise
-        return _record_from_cr(obj)
+        return _record_from_cr(obj if isinstance(obj, dict) and obj.get("metadata") else body)
 
     async def load(self, job_id: str) -> JobRecord | None:
         from kubernetes.client.exceptions import ApiException
