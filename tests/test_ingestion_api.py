@@ -401,3 +401,16 @@ def test_chart_grants_the_api_exactly_what_cluster_mode_calls() -> None:
     assert sa["kind"] == "ServiceAccount" and sa["namespace"] == "ingest"
     assert sa["name"] == one(docs, "Deployment", "rel-kubeingest-api")["spec"]["template"][
         "spec"]["serviceAccountName"]
+
+
+def test_docs_list_every_route_of_the_openapi_schema() -> None:
+    app = create_app(ApiSettings(redis_url="redis://127.0.0.1:1/0"))
+    table = (REPO / "docs" / "api.md").read_text()
+    paths = app.openapi()["paths"]
+    for path, methods in paths.items():
+        for method in methods:
+            assert f"| `{method.upper()}` | `{path}` |" in table, (method, path)
+    assert "| `WS` | `/api/v1/ingestions/{job_id}/events` |" in table
+    post = paths["/api/v1/ingestions"]["post"]
+    assert set(post["requestBody"]["content"]) == {"application/json", "multipart/form-data"}
+    assert {"202", "401", "403", "413", "422"} <= set(post["responses"])
