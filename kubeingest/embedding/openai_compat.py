@@ -41,7 +41,14 @@ class OpenAIEmbedder:
         self._client = httpx.Client(
             base_url=base, headers=headers, timeout=settings.openai_timeout_s
         )
-        self.dim = int(self._request(["dimension probe"]).shape[1])
+        try:
+            self.dim = int(self._request(["dimension probe"]).shape[1])
+        except BaseException:
+            self._client.close()  # a failed start must not leak the connection pool
+            raise
+
+    def close(self) -> None:
+        self._client.close()
 
     def embed(self, texts: list[str]) -> Float32Matrix:
         parts = [
