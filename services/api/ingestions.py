@@ -28,7 +28,7 @@ from kubeingest.services.api.jobs import (
     document_ids,
 )
 from kubeingest.settings import ApiSettings
-from kubeingest.spec import API_VERSION, KIND, OBJECT_NAME_PATTERN, SpecError
+from kubeingest.spec import API_VERSION, KIND, OBJECT_NAME_PATTERN, IngestionJobSpec, SpecError
 from kubeingest.textextract import ExtractionError, extract_text
 
 router = APIRouter(prefix="/api/v1/ingestions", tags=["ingestions"])
@@ -75,7 +75,27 @@ class IngestionList(BaseModel):
     )
 
 
-_SPEC_BODY = {"type": "object", "description": "IngestionJob spec (the CRD's camelCase)"}
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic JSON schema with its `$defs` substituted in place (the spec has no cycles),
+    so it can sit inside an operation's requestBody."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        if not isinstance(node, dict):
+            return node
+        if "$ref" in node:
+            target = defs[node["$ref"].rsplit("/", 1)[-1]]
+            return walk({**target, **{k: v for k, v in node.items() if k != "$ref"}})
+        return {k: walk(v) for k, v in node.items()}
+
+    result: dict[str, Any] = walk(schema)
+    return result
+
+
+_SPEC_BODY = {**_inlined(IngestionJobSpec.model_json_schema(by_alias=True)),
+              "description": "IngestionJob spec (the CRD's camelCase)"}
 REQUEST_BODY = {
     "required": True,
     "content": {
