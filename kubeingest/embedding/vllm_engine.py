@@ -15,7 +15,7 @@ import numpy as np
 from kubeingest.chunking import load_tokenizer
 from kubeingest.contracts import Float32Matrix
 from kubeingest.embedding.base import EmbeddingError
-from kubeingest.models import max_tokens, resolve_model
+from kubeingest.models import local_model_dir, max_tokens, resolve_model
 
 if TYPE_CHECKING:
     from kubeingest.settings import EmbedderSettings
@@ -49,13 +49,26 @@ class VllmEmbedder:
             "max_model_len": self.max_tokens,
         }
         self._llm = LLM(**kwargs)
-        self._tokenizer = load_tokenizer(settings.model)
+        d = local_model_dir(settings.model)
+        if d is not None and (d / "tokenizer.json").is_file():
+            self._tokenizer = load_tokenizer(settings.model)  # the model's own, fast
+            self._hf_tokenizer: Any = None
+        else:
+            # No tokenizer.json to count with: use the engine's own tokenizer, since a proxy
+            # that under-counts would get whole batches rejected by vLLM.
+            self._tokenizer = None
+            self._hf_tokenizer = self._llm.get_tokenizer()
         self.dim = int(self.embed(["dimension probe"]).shape[1])
 
     def _truncate(self, text: str) -> str:
         # Room for the model's special tokens ([CLS] ... [SEP]).
         limit = self.max_tokens - 2
-        offsets = self._tokenizer.encode(text, add_special_tokens=False).offsets
+        if self._tokenizer is not None:
+            offsets = self._tokenizer.encode(text, add_special_tokens=False).offsets
+        else:
+            offsets = self._hf_tokenizer(
+                text, add_special_tokens=False, return_offsets_mapping=True
+            )["offset_mapping"]
         return text if len(offsets) <= limit else text[: offsets[limit - 1][1]]
 
     def embed(self, texts: list[str]) -> Float32Matrix:
