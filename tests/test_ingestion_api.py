@@ -414,3 +414,44 @@ def test_docs_list_every_route_of_the_openapi_schema() -> None:
     post = paths["/api/v1/ingestions"]["post"]
     assert set(post["requestBody"]["content"]) == {"application/json", "multipart/form-data"}
     assert {"202", "401", "403", "413", "422"} <= set(post["responses"])
+
+
+async def test_a_restarted_api_resumes_the_fan_out_and_the_job_completes_exactly(
+    redis_server: str, prefix: str, procs: Procs, tmp_path: Path, py_docs: Path
+) -> None:
+    def settings() -> ApiSettings:
+        return ApiSettings(redis_url=redis_server, stream_prefix=prefix,
+                           api_keys=f"acme:{KEY_A}", max_upload_file_bytes=64 * 1024)
+
+    files = upload(py_docs, "[a-f]*.rst.txt")
+    with Server(settings()) as first:  # no workers yet: backpressure holds the fan-out
+        async with httpx.AsyncClient(base_url=first.url, headers=h(KEY_A), timeout=30) as http:
+            resp = await http.post("/api/v1/ingestions", files=files, data={
+                "collection": "resumed", "options": json.dumps(OPTIONS)})
+            assert resp.status_code == 202, resp.text
+            job = resp.json()["id"]
+
+            async def published() -> int:
+                s = (await http.get(f"/api/v1/ingestions/{job}")).json()["status"]
+                return int(s["chunks"]["published"])
+
+            deadline = time.monotonic() + 30
+            while await published() == 0:
+                assert time.monotonic() < deadline, "the fan-out never started"
+                await asyncio.sleep(0.1)
+    # The first API process is gone mid fan-out; a new one takes the job over.
+    qdrant = tmp_path / "qdrant"
+    sink = start_workers(procs, redis_server, prefix, qdrant)
+    with Server(settings()) as second:
+        events = await asyncio.wait_for(collect(
+            f"{second.ws}/api/v1/ingestions/{job}/events", h(KEY_A)), 180)
+    final = events[-1]
+    assert final["type"] == "final" and final["phase"] == "Succeeded", final
+    assert final["chunks"]["embedded"] == final["chunks"]["total"] > 100
+    assert final["documents"]["total"] == len(files)
+    cond = next(c for c in final["conditions"] if c["type"] == "Succeeded")
+    assert cond["status"] == "True"
+    sink.send_signal(signal.SIGTERM)
+    assert sink.wait(30) == 0
+    points = [p for p in all_points(qdrant, "resumed") if p.payload["job_id"] == job]
+    assert len(points) == final["chunks"]["total"]

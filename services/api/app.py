@@ -34,6 +34,7 @@ def create_app(settings: ApiSettings, redis: Redis | None = None) -> FastAPI:
             raise RuntimeError("KUBEINGEST_REDIS_URL is required for the API")
         app.state.redis = redis or Redis.from_url(settings.redis_url.get_secret_value())  # type: ignore[union-attr]
         app.state.jobs = create_jobs(app.state.redis, settings)
+        await app.state.jobs.resume()
         try:
             yield
         finally:

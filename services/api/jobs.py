@@ -52,6 +52,12 @@ logger = logging.getLogger(__name__)
 
 FAILED_DOCUMENTS_IN_STATUS = 10
 POLL_S = 0.25
+LEASE_S = 30
+# Compare-and-act on a lease: only its owner renews or releases it.
+_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then " \
+         "return redis.call('expire', KEYS[1], ARGV[2]) else return 0 end"
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then " \
+           "return redis.call('del', KEYS[1]) else return 0 end"
 
 
 class JobKeys:
@@ -75,6 +81,10 @@ class JobKeys:
 
     def tenant_index(self, tenant: str) -> str:
         return self._p(f"ingestions:tenant:{tenant}")
+
+    def lease(self, job_id: str) -> str:
+        """Which API process runs the job's fan-out (a token with a TTL it keeps renewing)."""
+        return self._p(f"ingestion:{job_id}:owner")
 
 
 @dataclass
@@ -174,6 +184,7 @@ class IngestionJobs:
         self.progress = ProgressStore(redis, self.names)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stopping: set[str] = set()
+        self.owner = uuid.uuid4().hex
 
     # -- records ------------------------------------------------------------------------
     async def submit(self, *, tenant: str, name: str | None, spec: IngestionJobSpec,
@@ -186,9 +197,34 @@ class IngestionJobs:
             p.hset(self.keys.record(job_id), mapping=rec.to_hash())  # type: ignore[arg-type]
             p.zadd(self.keys.tenant_index(tenant), {job_id: rec.created_at})
             p.zadd(self.keys.all_index(), {job_id: rec.created_at})
+            p.set(self.keys.lease(job_id), self.owner, ex=LEASE_S)
             await p.execute()
         self._start(rec, spec)
         return rec
+
+    async def resume(self) -> int:
+        """API start: take over unfinished ingestions no live API process holds (one that
+        stopped or crashed); the fan-out continues from its checkpoint. Returns how many."""
+        resumed = 0
+        for raw_id in await self.redis.zrange(self.keys.all_index(), 0, -1):
+            if not isinstance(raw_id, (bytes, str)):
+                continue
+            rec = await self.load(_str(raw_id))
+            if rec is None or rec.final_status is not None or rec.phase not in (PENDING, RUNNING):
+                continue
+            if not await self.redis.set(self.keys.lease(rec.id), self.owner, ex=LEASE_S,
+                                        nx=True):
+                continue  # another API process runs it
+            try:
+                spec = parse_spec(rec.spec)
+            except SpecError:  # stored valid; a newer validator may disagree
+                logger.exception("ingestion %s: stored spec no longer valid", rec.id)
+                await self._release(rec.id)
+                continue
+            logger.info("ingestion %s: resuming its fan-out", rec.id)
+            self._start(rec, spec)
+            resumed += 1
+        return resumed
 
     async def load(self, job_id: str) -> JobRecord | None:
         raw = await self.redis.hgetall(self.keys.record(job_id))
@@ -238,17 +274,37 @@ class IngestionJobs:
         await self.progress.delete(rec.id)
         async with self.redis.pipeline(transaction=True) as p:
             p.delete(self.keys.record(rec.id))
+            p.delete(self.keys.lease(rec.id))  # an owner elsewhere notices and stops
             p.zrem(self.keys.tenant_index(rec.tenant), rec.id)
             p.zrem(self.keys.all_index(), rec.id)
             await p.execute()
         self._stopping.discard(rec.id)
 
     async def close(self) -> None:
-        """API shutdown: stop the fan-outs (their records stay Running)."""
+        """API shutdown: stop the fan-outs and give up their leases, so the next API process
+        to start resumes them at once (their records stay Running)."""
+        ids = list(self._tasks)
         tasks = list(self._tasks.values())
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for job_id in ids:
+            with contextlib.suppress(Exception):
+                await self._release(job_id)
+
+    async def _release(self, job_id: str) -> None:
+        await self.redis.eval(_RELEASE, 1, self.keys.lease(job_id), self.owner)
+
+    async def _keep_lease(self, job_id: str) -> None:
+        """Renew the lease; if it is gone (cancelled elsewhere) stop this fan-out."""
+        while True:
+            await asyncio.sleep(LEASE_S / 3)
+            renewed = await self.redis.eval(
+                _RENEW, 1, self.keys.lease(job_id), self.owner, LEASE_S)
+            if not renewed:
+                logger.warning("ingestion %s: lease lost; stopping its fan-out", job_id)
+                self._stopping.add(job_id)
+                return
 
     # -- running ------------------------------------------------------------------------
     def _start(self, rec: JobRecord, spec: IngestionJobSpec) -> None:
@@ -259,6 +315,9 @@ class IngestionJobs:
     async def _update(self, rec: JobRecord, ttl_s: int | None = None) -> None:
         if rec.id in self._stopping:
             return
+        if _str(await self.redis.get(self.keys.lease(rec.id)) or b"") != self.owner:
+            self._stopping.add(rec.id)  # cancelled (or taken over) elsewhere: write nothing
+            return
         async with self.redis.pipeline(transaction=True) as p:
             p.hset(self.keys.record(rec.id), mapping=rec.to_hash())  # type: ignore[arg-type]
             if ttl_s is not None:
@@ -266,8 +325,16 @@ class IngestionJobs:
             await p.execute()
 
     async def _run(self, rec: JobRecord, spec: IngestionJobSpec) -> None:
-        rec.started_at = time.time()
-        rec.set_phase(RUNNING, "Started", "fanning out chunks")
+        keeper = asyncio.create_task(self._keep_lease(rec.id))
+        try:
+            await self._run_leased(rec, spec)
+        finally:
+            keeper.cancel()
+
+    async def _run_leased(self, rec: JobRecord, spec: IngestionJobSpec) -> None:
+        resumed = rec.started_at is not None
+        rec.started_at = rec.started_at or time.time()
+        rec.set_phase(RUNNING, "Resumed" if resumed else "Started", "fanning out chunks")
         await self._update(rec)
         try:
             producer = Producer(self.redis, self.names, rec.id, spec,
@@ -283,6 +350,8 @@ class IngestionJobs:
                 phase = outcome(p, fp.max_failed_chunks, fp.max_failed_ratio)
                 if phase is not None:
                     break
+                if rec.id in self._stopping:
+                    return
                 await asyncio.sleep(POLL_S)
             reason, message = outcome_message(phase, p)
         except asyncio.CancelledError:
@@ -297,6 +366,7 @@ class IngestionJobs:
         await self._update(rec, spec.ttl_seconds_after_finished)
         if rec.id not in self._stopping:
             await self.progress.delete(rec.id)  # the record holds the final counts
+            await self._release(rec.id)
 
 
 class Jobs(Protocol):
@@ -313,6 +383,8 @@ class Jobs(Protocol):
                    ) -> tuple[list[JobRecord], int | None]: ...
 
     async def cancel(self, rec: JobRecord) -> None: ...
+
+    async def resume(self) -> int: ...
 
     async def close(self) -> None: ...
 
@@ -394,6 +466,9 @@ class ClusterJobs:
         except ApiException as e:
             if e.status != 404:
                 raise
+
+    async def resume(self) -> int:
+        return 0  # the operator runs the jobs
 
     async def close(self) -> None:
         await asyncio.to_thread(self._api.close)
