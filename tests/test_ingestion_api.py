@@ -122,6 +122,7 @@ async def test_upload_progress_over_websocket_ends_in_succeeded_matching_qdrant(
         events_url = f"{api.ws}{accepted['eventsUrl']}"
 
         # The first connection follows the job to the end; a second one joins mid-job.
+        started = time.monotonic()
         follower = asyncio.create_task(collect(events_url, h(KEY_A)))
         async with connect(f"{events_url}?api_key={KEY_A}") as ws:
             first = json.loads(await ws.recv())
@@ -135,7 +136,6 @@ async def test_upload_progress_over_websocket_ends_in_succeeded_matching_qdrant(
         assert again["phase"] in ("Running", "Succeeded")
         assert again["chunks"]["embedded"] >= first["chunks"]["embedded"] > 0
 
-        started = time.monotonic()
         events = await asyncio.wait_for(follower, 240)
         took = time.monotonic() - started
         status = (await http.get(f"/api/v1/ingestions/{job}")).json()
@@ -290,13 +290,14 @@ async def test_oversized_uploads_and_malformed_specs_leave_nothing_behind(
 def test_submit_command_watches_the_job_to_the_end(
     api: Server, redis_server: str, prefix: str, procs: Procs, tmp_path: Path
 ) -> None:
-    start_workers(procs, redis_server, prefix, tmp_path / "qdrant")
+    sink = start_workers(procs, redis_server, prefix, tmp_path / "qdrant")
     manifest = tmp_path / "job.yaml"
     manifest.write_text(yaml.safe_dump({
         "apiVersion": "kubeingest.io/v1alpha1", "kind": "IngestionJob",
         "metadata": {"name": "submitted"},
         "spec": {**inline_spec(tenantId="acme", sources=[{"inline": {"documents": [
-            {"id": f"d{i}", "text": f"document {i} " * 200} for i in range(5)]}}]), **OPTIONS},
+            {"id": f"d{i}", "text": f"document {i} " * 200} for i in range(5)]}}]), **OPTIONS,
+            "deletionPolicy": "Delete"},
     }))
     env = {**os.environ, "KUBEINGEST_API_KEY": KEY_A}
     res = subprocess.run(
@@ -307,6 +308,16 @@ def test_submit_command_watches_the_job_to_the_end(
     assert "accepted (submitted, tenant acme, collection 'kb')" in res.stdout
     assert "Succeeded:" in res.stdout and "chunks stored" in res.stdout
     assert "100.0%" in res.stderr  # the same progress bar as `kubeingest run`
+    job = res.stdout.split()[1]
+    with httpx.Client(base_url=api.url, headers=h(KEY_A), timeout=60) as http:
+        status = http.get(f"/api/v1/ingestions/{job}").json()["status"]
+        # deletionPolicy Delete: cancelling (here: deleting a finished one) removes its points.
+        assert http.delete(f"/api/v1/ingestions/{job}").status_code == 204
+    sink.send_signal(signal.SIGTERM)
+    assert sink.wait(30) == 0
+    assert status["chunks"]["embedded"] == status["chunks"]["total"] > 0
+    assert [p for p in all_points(tmp_path / "qdrant", "kb") if p.payload["job_id"] == job] == []
+    assert keys_under(redis_server, f"{prefix}:job:{job}") == []
 
     rejected = subprocess.run(
         [sys.executable, "-m", "kubeingest.cli", "submit", str(manifest), "--api", api.url],

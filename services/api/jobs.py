@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
+from kubeingest.contracts import DomainAction, JobPurgeData, encode_action
 from kubeingest.jobstatus import (
     FAILED,
     PENDING,
@@ -42,17 +43,25 @@ from kubeingest.jobstatus import (
     outcome_message,
     progress_status,
 )
-from kubeingest.names import Names
+from kubeingest.names import ACTION_JOB_PURGE, INGESTION_SERVICE, Names
 from kubeingest.producer import FanoutResult, Producer
 from kubeingest.progress import Progress, ProgressStore, outcome
 from kubeingest.settings import ApiSettings
-from kubeingest.spec import API_VERSION, KIND, IngestionJobSpec, SpecError, parse_spec
+from kubeingest.spec import (
+    API_VERSION,
+    KIND,
+    DeletionPolicy,
+    IngestionJobSpec,
+    SpecError,
+    parse_spec,
+)
 
 logger = logging.getLogger(__name__)
 
 FAILED_DOCUMENTS_IN_STATUS = 10
 POLL_S = 0.25
 LEASE_S = 30
+PURGE_WAIT_S = 30
 # Compare-and-act on a lease: only its owner renews or releases it.
 _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then " \
          "return redis.call('expire', KEYS[1], ARGV[2]) else return 0 end"
@@ -263,15 +272,18 @@ class IngestionJobs:
         return records, (offset + limit if more else None)
 
     async def cancel(self, rec: JobRecord) -> None:
-        """Stop the fan-out, then delete the job's state and record (vectors already stored
-        stay in Qdrant)."""
+        """Stop the fan-out, then delete the job's state and record; with deletionPolicy
+        Delete also the job's points (a sink deletes them; waited for up to PURGE_WAIT_S)."""
         self._stopping.add(rec.id)
         task = self._tasks.get(rec.id)
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        # The job's state goes first: from then on sinks drop its late results.
         await self.progress.delete(rec.id)
+        if rec.spec.get("deletionPolicy") == DeletionPolicy.DELETE.value:
+            await self._purge(rec)
         async with self.redis.pipeline(transaction=True) as p:
             p.delete(self.keys.record(rec.id))
             p.delete(self.keys.lease(rec.id))  # an owner elsewhere notices and stops
@@ -279,6 +291,25 @@ class IngestionJobs:
             p.zrem(self.keys.all_index(), rec.id)
             await p.execute()
         self._stopping.discard(rec.id)
+
+    async def _purge(self, rec: JobRecord) -> None:
+        """Ask a sink (the only writer to Qdrant) to delete the job's points, as the operator
+        does for a deleted IngestionJob, and wait a while for its confirmation."""
+        done = self.names.job_purged(rec.id)
+        action = DomainAction(
+            action_type=ACTION_JOB_PURGE, task_id=rec.id, tenant_id=rec.tenant,
+            origin_service=INGESTION_SERVICE,
+            data=JobPurgeData(task_id=rec.id, collection_id=rec.collection).model_dump(),
+        )
+        await self.redis.xadd(self.names.embedding_results, encode_action(action))  # type: ignore[arg-type]
+        deadline = time.monotonic() + PURGE_WAIT_S
+        while time.monotonic() < deadline:
+            if await self.redis.exists(done):
+                await self.redis.delete(done)
+                return
+            await asyncio.sleep(POLL_S)
+        logger.warning("ingestion %s: points not confirmed deleted after %ss; the purge "
+                       "request stays queued for the sinks", rec.id, PURGE_WAIT_S)
 
     async def close(self) -> None:
         """API shutdown: stop the fan-outs and give up their leases, so the next API process
