@@ -466,3 +466,26 @@ async def test_a_restarted_api_resumes_the_fan_out_and_the_job_completes_exactly
     assert sink.wait(30) == 0
     points = [p for p in all_points(qdrant, "resumed") if p.payload["job_id"] == job]
     assert len(points) == final["chunks"]["total"]
+
+
+async def test_a_cancel_on_another_replica_stops_the_fan_out_and_leaves_nothing(
+    redis_server: str, prefix: str, py_docs: Path
+) -> None:
+    def settings() -> ApiSettings:
+        return ApiSettings(redis_url=redis_server, stream_prefix=prefix,
+                           api_keys=f"acme:{KEY_A}", max_upload_file_bytes=64 * 1024)
+
+    with Server(settings()) as a, Server(settings()) as b:
+        async with httpx.AsyncClient(headers=h(KEY_A), timeout=30) as http:
+            resp = await http.post(f"{a.url}/api/v1/ingestions", files=upload(py_docs, "c*"),
+                                   data={"collection": "kb", "options": json.dumps(OPTIONS)})
+            job = resp.json()["id"]
+            status = (await http.get(f"{b.url}/api/v1/ingestions/{job}")).json()["status"]
+            assert status["phase"] in ("Pending", "Running")
+            # No workers: A's fan-out waits on backpressure; B cancels it.
+            assert (await http.delete(f"{b.url}/api/v1/ingestions/{job}")).status_code == 204
+            assert (await http.get(f"{a.url}/api/v1/ingestions/{job}")).status_code == 404
+            wait_for(lambda: not [k for k in keys_under(redis_server, prefix)
+                                  if job.encode() in k], 10, "A to stop and sweep")
+            await asyncio.sleep(1.5)  # nothing comes back
+            assert not [k for k in keys_under(redis_server, prefix) if job.encode() in k]

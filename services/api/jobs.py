@@ -61,6 +61,7 @@ logger = logging.getLogger(__name__)
 FAILED_DOCUMENTS_IN_STATUS = 10
 POLL_S = 0.25
 LEASE_S = 30
+LEASE_CHECK_S = 1.0  # how soon a fan-out notices a cancel made on another API replica
 PURGE_WAIT_S = 30
 # Compare-and-act on a lease: only its owner renews or releases it.
 _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then " \
@@ -329,7 +330,7 @@ class IngestionJobs:
     async def _keep_lease(self, job_id: str) -> None:
         """Renew the lease; if it is gone (cancelled elsewhere) stop this fan-out."""
         while True:
-            await asyncio.sleep(LEASE_S / 3)
+            await asyncio.sleep(LEASE_CHECK_S)
             renewed = await self.redis.eval(
                 _RENEW, 1, self.keys.lease(job_id), self.owner, LEASE_S)
             if not renewed:
@@ -361,6 +362,11 @@ class IngestionJobs:
             await self._run_leased(rec, spec)
         finally:
             keeper.cancel()
+        if keeper.done() and not keeper.cancelled() and not await self.load(rec.id):
+            # Cancelled on another replica while this one was still publishing: sweep the
+            # state its last batches wrote.
+            await self.progress.delete(rec.id)
+            self._stopping.discard(rec.id)
 
     async def _run_leased(self, rec: JobRecord, spec: IngestionJobSpec) -> None:
         resumed = rec.started_at is not None
