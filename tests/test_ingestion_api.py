@@ -111,7 +111,7 @@ async def test_upload_progress_over_websocket_ends_in_succeeded_matching_qdrant(
 ) -> None:
     qdrant = tmp_path / "qdrant"
     sink = start_workers(procs, redis_server, prefix, qdrant)
-    files = upload(py_docs, "*.rst.txt")
+    files = upload(py_docs, "[a-f]*.rst.txt")
     async with httpx.AsyncClient(base_url=api.url, headers=h(KEY_A), timeout=30) as http:
         resp = await http.post("/api/v1/ingestions", files=files, data={
             "collection": "tutorial", "name": "tutorial-upload", "options": json.dumps(OPTIONS)})
@@ -156,7 +156,7 @@ async def test_upload_progress_over_websocket_ends_in_succeeded_matching_qdrant(
     assert [a for a, b in itertools.pairwise(events) if key(a) == key(b)] == [], \
         "an event only when something changed"
     total = final["chunks"]["total"]
-    assert total > 1000 and final["chunks"]["embedded"] == total
+    assert total > 500 and final["chunks"]["embedded"] == total
     assert final["chunks"]["failed"] == 0 and final["documents"]["total"] == len(files)
     assert final["progress"] == "100%" and final["completionTime"]
     conds = {c["type"]: c["status"] for c in final["conditions"]}
@@ -434,7 +434,7 @@ async def test_a_restarted_api_resumes_the_fan_out_and_the_job_completes_exactly
         return ApiSettings(redis_url=redis_server, stream_prefix=prefix,
                            api_keys=f"acme:{KEY_A}", max_upload_file_bytes=64 * 1024)
 
-    files = upload(py_docs, "[a-f]*.rst.txt")
+    files = upload(py_docs, "[a-c]*.rst.txt")
     with Server(settings()) as first:  # no workers yet: backpressure holds the fan-out
         async with httpx.AsyncClient(base_url=first.url, headers=h(KEY_A), timeout=30) as http:
             resp = await http.post("/api/v1/ingestions", files=files, data={
