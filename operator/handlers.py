@@ -26,11 +26,11 @@ from typing import Any
 
 import kopf
 
+from kubeingest import jobstatus as cond
 from kubeingest import metrics
 from kubeingest.contracts import DomainAction, JobPurgeData, encode_action
 from kubeingest.models import embedding_dim
 from kubeingest.names import ACTION_JOB_PURGE, EMBEDDER_GROUP, INGESTION_SERVICE, SINK_GROUP
-from kubeingest import jobstatus as cond
 from kubeingest.operator.kube import GROUP, PLURAL, VERSION
 from kubeingest.operator.metrics import JOBS_BY_PHASE, observe_handler
 from kubeingest.operator.runtime import Runtime
@@ -160,7 +160,14 @@ async def fan_out(
         configmap_reader=rt.kube.configmap_reader(namespace or "default"),
         should_stop=lambda: bool(stopped),
     )
-    result = await producer.run()
+    # The delete handler waits on this: a fan-out still publishing would write the job's keys
+    # again after the cleanup. `memo` is per object, shared by its daemons and handlers.
+    running = memo["fan_out_running"] = asyncio.Event()
+    running.set()
+    try:
+        result = await producer.run()
+    finally:
+        running.clear()
     logger.info("fan-out of %s/%s: %s", namespace, name, result.value)
     if result is FanoutResult.STOPPED:
         return  # suspended or deleted: the checkpoint in Redis says where to resume
@@ -240,7 +247,7 @@ async def expire(
 @kopf.on.delete(GROUP, VERSION, PLURAL, backoff=2)
 @observe_handler("delete")
 async def delete(
-    *, spec: kopf.Spec, status: kopf.Status, uid: str, body: kopf.Body, retry: int,
+    *, spec: kopf.Spec, status: kopf.Status, uid: str, body: kopf.Body,
     started: datetime, memo: kopf.Memo, logger: Logger, **_: Any,
 ) -> None:
     rt = _rt(memo)
@@ -249,9 +256,14 @@ async def delete(
     job_id = status.get("jobId")
     if not job_id:
         return  # never started: nothing in Redis or Qdrant
-    if spec.get("deletionPolicy", "Retain") == DeletionPolicy.DELETE.value:
-        await _purge_points(rt, spec, job_id, retry, started, body)
+    running = memo.get("fan_out_running")
+    if running is not None and running.is_set():  # kopf has asked it to stop; it ends soon
+        raise kopf.TemporaryError("waiting for the fan-out to stop", delay=0.5)
+    # The job's state goes first: from then on the sinks drop its late results instead of
+    # storing them, so no point can land after the purge below.
     deleted = await rt.progress.delete(job_id)
+    if spec.get("deletionPolicy", "Retain") == DeletionPolicy.DELETE.value:
+        await _purge_points(rt, spec, job_id, memo, started, body)
     # A sink may be finishing a batch of this job right now: sweep again after it settles.
     await asyncio.sleep(2)
     deleted += await rt.progress.delete(job_id)
@@ -260,12 +272,14 @@ async def delete(
 
 
 async def _purge_points(
-    rt: Runtime, spec: kopf.Spec, job_id: str, retry: int, started: datetime, body: kopf.Body,
+    rt: Runtime, spec: kopf.Spec, job_id: str, memo: kopf.Memo, started: datetime,
+    body: kopf.Body,
 ) -> None:
     """Ask a sink (the only writer to Qdrant) to delete the job's points, and wait for it."""
     if await rt.redis.exists(rt.names.job_purged(job_id)):
         return
-    if retry == 0:
+    if not memo.get("purge_requested"):  # once per operator process: a repeat is harmless
+        memo["purge_requested"] = True
         collection = spec["destination"]["collection"]
         action = DomainAction(
             action_type=ACTION_JOB_PURGE, task_id=job_id, origin_service=INGESTION_SERVICE,
