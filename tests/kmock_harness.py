@@ -7,18 +7,24 @@ event loop. So `KubeApi` runs the emulator on its own loop in a daemon thread, a
 plain synchronous functions. Everything the tests read comes over HTTP (kubectl, or `get_json`),
 never from the emulator's memory, so no state is shared across the threads.
 
-KMock stores objects as plain dicts and knows nothing of the API server's own bookkeeping.
-`ApiServerEmulator` adds the parts that kopf and kubectl rely on, the way a real API server does:
+KMock (0.8) stores objects as plain dicts and knows little of the API server's bookkeeping.
+`ApiServerEmulator` adds what kopf and kubectl rely on, the way a real API server does it:
 - on create: `metadata.uid`, `creationTimestamp`, `generation: 1`, `namespace` from the URL,
-  and a name from `generateName` (kopf posts its Events that way);
-- on every write: a new `metadata.resourceVersion` (kopf's JSON-patches of finalizers carry a
-  `test` of it; a failed test is answered 422 Conflict-style, as Kubernetes does, not 500);
+  `apiVersion`/`kind` when missing, and a name from `generateName` (kopf posts Events so);
+- on every write: a new `metadata.resourceVersion`, etcd-style, one counter for all objects
+  (kopf's JSON-patches of finalizers `test` it; a failed test is answered 422, not 500);
 - on a spec change through the main resource: `generation + 1`;
 - for resources with the `status` subresource: a write to the main resource drops `status`, a
-  write to `/status` keeps only `status` (so an operator that writes status the wrong way sees
-  it vanish, as it would on a cluster).
-KMock still does not validate objects against the CRD schema and does not print the CRD's
-printer columns; tests/test_crd.py covers the schema.
+  write to `/status` keeps only `status` (an operator that writes status the wrong way sees
+  it vanish, as it would on a cluster);
+- lists carry `kind: <Kind>List` and the resourceVersion they were taken at; a watch takes its
+  snapshot and subscribes atomically, and `?resourceVersion=N` replays the events after N.
+  KMock's own watch lost the events between its snapshot and its subscription: kopf's first
+  finalizer patch often vanished that way and the job was never handled;
+- discovery: the core group is `v1` (not `/v1`), and subresources have no short names of their
+  own (kubectl warned that `ij` was ambiguous).
+KMock still does not validate objects against the CRD schema, runs no garbage collector and
+does not print the CRD's printer columns; tests/test_crd.py covers the schema.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import os
 import secrets
 import subprocess
 import threading
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -400,8 +407,6 @@ def poll(cond: Callable[[], Any], timeout: float, what: str, *,
     `alive` is checked each round: a non-None answer (e.g. "operator exited 1") fails at once
     instead of waiting out the deadline.
     """
-    import time
-
     deadline = time.monotonic() + timeout
     last: Any = None
     while True:

@@ -29,6 +29,7 @@ from qdrant_client import QdrantClient, models
 
 from kubeingest.chunking import make_splitter
 from kubeingest.names import Names
+from kubeingest.qdrant_store import JOB_FIELD
 from kubeingest.spec import Chunking
 from kubeingest.textextract import extract_text
 from tests.conftest import Procs, free_port
@@ -37,7 +38,6 @@ from tests.kmock_harness import REPO, KubeApi, Kubectl, fetch_kubectl, poll
 pytestmark = pytest.mark.e2e
 
 EXAMPLES = REPO / "examples"
-JOB_FIELD = "job_id"  # the payload key the sink writes (kubeingest.qdrant_store.JOB_FIELD)
 
 
 # -- fixtures ----------------------------------------------------------------------------------
@@ -50,14 +50,8 @@ def kubectl_bin() -> Path:
         pytest.fail(str(e))
 
 
-@pytest.fixture
-def kube() -> Iterator[KubeApi]:
-    with KubeApi() as api:
-        yield api
-
-
 class Cluster:
-    """One test's control plane and workers, and the ways a test looks at them."""
+    """A control plane and its workers, and the ways a test looks at them."""
 
     def __init__(self, kube: KubeApi, kubectl: Kubectl, procs: Procs, redis_url: str,
                  prefix: str, tmp: Path) -> None:
@@ -69,7 +63,7 @@ class Cluster:
         self.operator: subprocess.Popen[bytes] | None = None
         self.embedder: subprocess.Popen[bytes] | None = None
         self.sink: subprocess.Popen[bytes] | None = None
-        self._operators = 0
+        self._operators = self._sinks = 0
 
     def env(self, **extra: str) -> dict[str, str]:
         return {"KUBEINGEST_REDIS_URL": self.redis_url, "KUBEINGEST_STREAM_PREFIX": self.prefix,
@@ -90,7 +84,7 @@ class Cluster:
         self.start_sink()
 
     def start_sink(self) -> None:
-        self._sinks = getattr(self, "_sinks", 0) + 1
+        self._sinks += 1
         self.sink = self.procs.start("sink", self.env(KUBEINGEST_QDRANT_PATH=str(self.qdrant_path)),
                                      name=f"sink-{self._sinks}")
 
