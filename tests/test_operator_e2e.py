@@ -358,6 +358,9 @@ def test_invalid_specs_fail_and_stall(cluster: Cluster) -> None:
         warnings = [e for e in cluster.events(name) if e["reason"] == "InvalidSpec"]
         assert warnings and warnings[0]["type"] == "Warning", cluster.events(name)
         assert field in warnings[0]["message"]
+    # A job that never started deletes at once: there is nothing of it to clean up.
+    cluster.kubectl.delete("ij", "no-sources")
+    assert cluster.job("no-sources") is None
     assert cluster.dead() is None
 
 
@@ -454,9 +457,9 @@ def test_delete_mid_run_retain_and_delete(cluster: Cluster, tmp_path: Path) -> N
              f"{name} to store chunks", alive=cluster.dead)
         assert cluster.status(name)["phase"] == "Running"
 
+    cluster.kubectl.run("delete", "ij", *ids, "--wait=false")  # both at once, mid-run
     for name in ids:
-        cluster.kubectl.delete("ij", name)  # waits until the finalizer is released
-        assert cluster.job(name) is None
+        cluster.wait_gone(name)  # the finalizer was released
     for job_id in ids.values():
         assert cluster.redis_keys(job_id) == []
     # Nothing in flight may bring a key or a point back: stop both workers, then look.
