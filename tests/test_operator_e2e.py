@@ -63,30 +63,31 @@ class Cluster:
         self.operator: subprocess.Popen[bytes] | None = None
         self.embedder: subprocess.Popen[bytes] | None = None
         self.sink: subprocess.Popen[bytes] | None = None
-        self._operators = self._sinks = 0
+        self.backend = "hash"
+        self._started: dict[str, int] = {}
 
     def env(self, **extra: str) -> dict[str, str]:
         return {"KUBEINGEST_REDIS_URL": self.redis_url, "KUBEINGEST_STREAM_PREFIX": self.prefix,
                 "KUBEINGEST_LOG_LEVEL": "INFO", "KUBEINGEST_METRICS_PORT": "0", **extra}
 
     # -- processes -----------------------------------------------------------------------------
+    def _start(self, command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+        n = self._started[command] = self._started.get(command, 0) + 1
+        return self.procs.start(command, env, name=f"{command}-{n}")  # one log per process
+
     def start_operator(self) -> subprocess.Popen[bytes]:
-        self._operators += 1
-        self.operator = self.procs.start("operator", self.env(
+        self.operator = self._start("operator", self.env(
             KUBEINGEST_KUBE_API_URL=self.kube.url, KUBEINGEST_LIVENESS_PORT="0",
             KUBEINGEST_STATUS_INTERVAL_S="0.5", KUBEINGEST_PURGE_TIMEOUT_S="60",
-        ), name=f"operator-{self._operators}")
+        ))
         return self.operator
 
-    def start_workers(self, backend: str = "hash") -> None:
-        self.embedder = self.procs.start("embedder", self.env(KUBEINGEST_BACKEND=backend),
-                                         name="embedder")
+    def start_workers(self) -> None:
+        self.embedder = self._start("embedder", self.env(KUBEINGEST_BACKEND=self.backend))
         self.start_sink()
 
     def start_sink(self) -> None:
-        self._sinks += 1
-        self.sink = self.procs.start("sink", self.env(KUBEINGEST_QDRANT_PATH=str(self.qdrant_path)),
-                                     name=f"sink-{self._sinks}")
+        self.sink = self._start("sink", self.env(KUBEINGEST_QDRANT_PATH=str(self.qdrant_path)))
 
     @contextlib.contextmanager
     def sink_stopped(self) -> Iterator[None]:
@@ -108,8 +109,9 @@ class Cluster:
             self.start_workers()
 
     def start(self, backend: str = "hash") -> Cluster:
+        self.backend = backend
         self.start_operator()
-        self.start_workers(backend)
+        self.start_workers()
         return self
 
     @staticmethod
@@ -129,8 +131,8 @@ class Cluster:
         """Why the wait should stop now: a process of the pipeline has exited."""
         for what, proc in (("operator", self.operator), ("embedder", self.embedder),
                            ("sink", self.sink)):
-            if proc is not None and proc.poll() is not None and proc.returncode != -9 and (
-                    proc.returncode != -signal.SIGTERM):
+            if proc is not None and proc.poll() is not None and (
+                    proc.returncode not in (-signal.SIGKILL, -signal.SIGTERM)):  # ours
                 return f"the {what} exited with {proc.returncode}"
         return None
 
