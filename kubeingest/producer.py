@@ -112,14 +112,11 @@ class Producer:
                         batch.append(self._chunk(seq, item.doc, index, text))
                     seq += 1
                     if len(batch) >= batch_size:
-                        if self.should_stop():
+                        if not await self._publish(batch, published=seq, documents=docs):
                             return FanoutResult.STOPPED
-                        await self._publish(batch, published=seq, documents=docs)
                         batch = []
-            if batch:
-                if self.should_stop():
-                    return FanoutResult.STOPPED
-                await self._publish(batch, published=seq, documents=docs)
+            if batch and not await self._publish(batch, published=seq, documents=docs):
+                return FanoutResult.STOPPED
             await self.progress.finish_fanout(self.job_id, seq, docs)
             logger.info("job %s: fan-out complete: %d chunks from %d documents",
                         self.job_id, seq, docs)
@@ -148,8 +145,11 @@ class Producer:
             self.job_id, failure.id, failure.reason, count=count
         )
 
-    async def _publish(self, batch: list[Chunk], *, published: int, documents: int) -> None:
+    async def _publish(self, batch: list[Chunk], *, published: int, documents: int) -> bool:
+        """Publish one batch once there is room; False (nothing sent) if stopped meanwhile."""
         await self._wait_for_room(len(batch))
+        if self.should_stop():
+            return False
         spec = self.spec
         data = EmbedBatchData(
             task_id=self.job_id,
@@ -180,6 +180,7 @@ class Producer:
                    mapping={"published_chunks": published, "documents_total": documents})
             await p.execute()
         metrics.CHUNKS_PUBLISHED.inc(len(batch))
+        return True
 
     async def _wait_for_room(self, size: int) -> None:
         """Backpressure: never more than maxInFlightBatches batches ahead of the sink."""

@@ -56,12 +56,12 @@ class IngestionSink:
     async def handle(self, batch: list[Delivery]) -> dict[bytes, Result]:
         results: dict[bytes, Result] = {}
         parsed: list[_Parsed] = []
+        purges: list[tuple[Delivery, DomainAction]] = []
         for d in batch:
             try:
                 action = decode_action(d.fields)
                 if action.action_type == ACTION_JOB_PURGE:
-                    await self._purge(action)
-                    results[d.entry_id] = Outcome.ACK
+                    purges.append((d, action))
                     continue
                 data = parse_data(action, EmbeddingResultData)
                 vectors = result_vectors(d.fields, data)
@@ -80,6 +80,14 @@ class IngestionSink:
             await self._store(parsed)
             for p in parsed:
                 results[p.delivery.entry_id] = Outcome.ACK
+        # Purges last: results read in the same batch must not land points after them.
+        for d, action in purges:
+            try:
+                await self._purge(action)
+            except ContractError as e:
+                results[d.entry_id] = DeadLetter(f"malformed: {e}")
+                continue
+            results[d.entry_id] = Outcome.ACK
         return results
 
     async def _purge(self, action: DomainAction) -> None:
