@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -16,6 +17,8 @@ from kubeingest.services.api.deps import parse_api_keys
 from kubeingest.services.api.jobs import create_jobs
 from kubeingest.settings import ApiSettings
 from kubeingest.streams import REDIS_UNAVAILABLE
+
+logger = logging.getLogger(__name__)
 
 HTTP_REQUESTS = Counter(
     "kubeingest_http_requests_total", "HTTP requests by route and status.",
@@ -34,7 +37,11 @@ def create_app(settings: ApiSettings, redis: Redis | None = None) -> FastAPI:
             raise RuntimeError("KUBEINGEST_REDIS_URL is required for the API")
         app.state.redis = redis or Redis.from_url(settings.redis_url.get_secret_value())  # type: ignore[union-attr]
         app.state.jobs = create_jobs(app.state.redis, settings)
-        await app.state.jobs.resume()
+        try:
+            await app.state.jobs.resume()
+        except REDIS_UNAVAILABLE as e:
+            # Start anyway: /readyz says why, and the jobs resume with the next restart.
+            logger.warning("could not resume ingestions, Redis unreachable: %s", e)
         try:
             yield
         finally:
