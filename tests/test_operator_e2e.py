@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 import redis
@@ -32,7 +33,7 @@ from kubeingest.names import Names
 from kubeingest.qdrant_store import JOB_FIELD
 from kubeingest.spec import Chunking
 from kubeingest.textextract import extract_text
-from tests.conftest import Procs, free_port
+from tests.conftest import Procs, free_port, wait_for
 from tests.kmock_harness import REPO, KubeApi, Kubectl, fetch_kubectl, poll
 
 pytestmark = pytest.mark.e2e
@@ -61,6 +62,7 @@ class Cluster:
         self.redis = redis.Redis.from_url(redis_url)
         self.qdrant_path = tmp / "qdrant"
         self.operator: subprocess.Popen[bytes] | None = None
+        self.operator_metrics = ""
         self.embedder: subprocess.Popen[bytes] | None = None
         self.sink: subprocess.Popen[bytes] | None = None
         self.backend = "hash"
@@ -76,7 +78,9 @@ class Cluster:
         return self.procs.start(command, env, name=f"{command}-{n}")  # one log per process
 
     def start_operator(self) -> subprocess.Popen[bytes]:
+        self.operator_metrics = f"http://127.0.0.1:{free_port()}/metrics"
         self.operator = self._start("operator", self.env(
+            KUBEINGEST_METRICS_PORT=self.operator_metrics.split(":")[2].split("/")[0],
             KUBEINGEST_KUBE_API_URL=self.kube.url, KUBEINGEST_LIVENESS_PORT="0",
             KUBEINGEST_STATUS_INTERVAL_S="0.5", KUBEINGEST_PURGE_TIMEOUT_S="60",
         ))
@@ -526,6 +530,15 @@ def test_inline_example_succeeds_with_real_model(st_cluster: Cluster, minilm: An
     reasons = {e["reason"] for e in cluster.events("support-faq")}
     assert {"Started", "Succeeded"} <= reasons, reasons
 
+    # The operator's own metrics tell the same story, and pass promtool's lint.
+    exposition = wait_for(lambda: _scrape(cluster.operator_metrics), 30, "operator metrics")
+    assert 'kubeingest_jobs{phase="Succeeded"} 1.0' in exposition
+    assert "kubeingest_chunks_published_total 3.0" in exposition
+    assert "kubeingest_documents_read_total 3.0" in exposition
+    lint = subprocess.run(["promtool", "check", "metrics"], input=exposition, text=True,
+                          capture_output=True, check=False)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
     cluster.terminate(cluster.sink)
     points = cluster.points("support-faq", status["jobId"])
     assert_exact_points(points, len(docs))
@@ -536,3 +549,10 @@ def test_inline_example_succeeds_with_real_model(st_cluster: Cluster, minilm: An
         want = minilm.encode([text], normalize_embeddings=True)[0]
         got = np.asarray(vectors[doc_id])
         assert float(got @ want / np.linalg.norm(got) / np.linalg.norm(want)) > 0.999, doc_id
+
+
+def _scrape(url: str) -> str | None:
+    try:
+        return httpx.get(url, timeout=2).text
+    except httpx.HTTPError:
+        return None
