@@ -15,7 +15,7 @@ from pathlib import Path
 
 from kubeingest.logs import configure_logging
 from kubeingest.names import DEFAULT_PREFIX
-from kubeingest.spec import SpecError, load_manifest
+from kubeingest.spec import IngestionJobManifest, SpecError, load_manifest
 
 logger = logging.getLogger("kubeingest")
 
@@ -99,10 +99,8 @@ def _parser() -> argparse.ArgumentParser:
 def _cmd_run(args: argparse.Namespace) -> int:
     from kubeingest.services.local import LocalRunOptions, run_local
 
-    try:
-        manifest = load_manifest(args.manifest)
-    except SpecError as e:
-        print(f"kubeingest: invalid manifest: {e}", file=sys.stderr)
+    manifest = _manifest_or_none(args.manifest)
+    if manifest is None:
         return EXIT_USAGE
     opts = LocalRunOptions(
         redis_url=args.redis_url, qdrant_url=args.qdrant_url, qdrant_path=args.qdrant_path,
@@ -171,11 +169,18 @@ def _cmd_query(args: argparse.Namespace) -> int:
     return EXIT_OK if hits else EXIT_FAILED
 
 
-def _cmd_validate(args: argparse.Namespace) -> int:
+def _manifest_or_none(path: Path) -> IngestionJobManifest | None:
+    """The manifest, or None after a one-line error naming the field (exit code 2)."""
     try:
-        m = load_manifest(args.manifest)
+        return load_manifest(path)
     except SpecError as e:
         print(f"kubeingest: invalid manifest: {e}", file=sys.stderr)
+        return None
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    m = _manifest_or_none(args.manifest)
+    if m is None:
         return EXIT_USAGE
     print(f"{args.manifest}: IngestionJob {m.metadata.name} is valid")
     return EXIT_OK
@@ -190,10 +195,8 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     if not args.api:
         print("kubeingest: --api URL (or KUBEINGEST_API_URL) is required", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        manifest = load_manifest(args.manifest)
-    except SpecError as e:
-        print(f"kubeingest: invalid manifest: {e}", file=sys.stderr)
+    manifest = _manifest_or_none(args.manifest)
+    if manifest is None:
         return EXIT_USAGE
     try:
         accepted = submit(args.api, manifest, args.api_key)

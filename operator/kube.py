@@ -6,25 +6,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from kubeingest.kubeclient import GROUP, PLURAL, VERSION, api_client
 from kubeingest.sources import SourceError
 
-GROUP, VERSION, PLURAL = "kubeingest.io", "v1alpha1", "ingestionjobs"
-
-
-def api_client(url: str | None) -> Any:
-    if url:
-        cfg = client.Configuration()
-        cfg.host = url
-        cfg.verify_ssl = False
-        return client.ApiClient(cfg)
-    try:
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
-    except config.ConfigException:  # not in a pod: a developer's kubeconfig
-        config.load_kube_config()  # type: ignore[no-untyped-call]
-    return client.ApiClient()
+__all__ = ["GROUP", "PLURAL", "VERSION", "Kube"]
 
 
 class Kube:

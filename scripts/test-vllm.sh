@@ -8,19 +8,7 @@
 # tests), warm ~4 minutes (the tests alone). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-need=()
-command -v redis-server >/dev/null || need+=(redis-server)
-[ -d /usr/share/doc/python3.11/html/_sources ] || need+=(python3.11-doc)
-if [ ${#need[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-  else
-    echo "missing system packages: ${need[*]} (apt-get install them, or run as root)" >&2
-    exit 1
-  fi
-fi
+scripts/system-deps.sh redis pydocs
 
 VENV="${VLLM_VENV:-.venv-vllm}"
 PYTHON="${PYTHON:-python3.11}"

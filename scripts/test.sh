@@ -5,20 +5,7 @@
 # with real kubectl and helm), and the vLLM tier in its own venv (scripts/test-vllm.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-need=()
-command -v redis-server >/dev/null || need+=(redis-server)
-command -v prometheus >/dev/null || need+=(prometheus)
-[ -d /usr/share/doc/python3.11/html/_sources ] || need+=(python3.11-doc)
-if [ ${#need[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-  else
-    echo "missing system packages: ${need[*]} (apt-get install them, or run as root)" >&2
-    exit 1
-  fi
-fi
+scripts/system-deps.sh redis prometheus pydocs
 EXTRAS="${EXTRAS:-st,test}" scripts/install.sh
 . .venv/bin/activate
 echo "== ruff";          ruff check .

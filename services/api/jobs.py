@@ -43,6 +43,7 @@ from kubeingest.jobstatus import (
     outcome_message,
     progress_status,
 )
+from kubeingest.kubeclient import GROUP, PLURAL, VERSION, api_client
 from kubeingest.names import ACTION_JOB_PURGE, INGESTION_SERVICE, Names
 from kubeingest.producer import FanoutResult, Producer
 from kubeingest.progress import Progress, ProgressStore, outcome
@@ -448,7 +449,7 @@ class ClusterJobs:
         from kubernetes import client
 
         self.namespace = settings.kube_namespace
-        self._api = _kube_client(settings.kube_api_url)
+        self._api = api_client(settings.kube_api_url)
         self.custom: Any = client.CustomObjectsApi(self._api)
 
     async def submit(self, *, tenant: str, name: str | None, spec: IngestionJobSpec,
@@ -509,26 +510,6 @@ class ClusterJobs:
 
     async def close(self) -> None:
         await asyncio.to_thread(self._api.close)
-
-
-GROUP, VERSION, PLURAL = "kubeingest.io", "v1alpha1", "ingestionjobs"
-
-
-def _kube_client(url: str | None) -> Any:
-    """Like the operator's (services may not import it): a URL without auth, else in-cluster
-    config, else ~/.kube/config."""
-    from kubernetes import client, config
-
-    if url:
-        cfg = client.Configuration()
-        cfg.host = url
-        cfg.verify_ssl = False
-        return client.ApiClient(cfg)
-    try:
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
-    except config.ConfigException:
-        config.load_kube_config()  # type: ignore[no-untyped-call]
-    return client.ApiClient()
 
 
 def _record_from_cr(obj: dict[str, Any]) -> JobRecord:
