@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv and install kubeingest with the default (sentence-transformers) backend.
-# EXTRAS=st,test scripts/install.sh adds the test tools. Idempotent.
+# EXTRAS=st,test scripts/install.sh adds the test tools (bench: the benchmarks' peer). Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EXTRAS="${EXTRAS:-st}"

@@ -6,10 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/system-deps.sh redis prometheus pydocs
-EXTRAS="${EXTRAS:-st,test}" scripts/install.sh
+EXTRAS="${EXTRAS:-st,test,bench}" scripts/install.sh
 . .venv/bin/activate
 echo "== ruff";          ruff check .
-echo "== mypy --strict"; mypy -p kubeingest
+echo "== mypy --strict"; mypy -p kubeingest -p benchmarks
 echo "== import layers"; lint-imports
 echo "== pytest";        python -m pytest -p no:cacheprovider -m "not vllm" "$@"
 deactivate

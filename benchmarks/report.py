@@ -1,0 +1,108 @@
+"""The results as JSON (everything) and as a markdown table (what a reader compares)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+TARGETS = {
+    "kubeingest_over_raw": 0.95,
+    "kubeingest_over_llamaindex": 1.2,
+    "ceiling_one_process_chunks_per_s": 10_000,
+}
+
+
+def ratios(result: dict[str, Any]) -> dict[str, float]:
+    by = {c["key"]: c["chunks_per_s"] for c in result.get("models", {}).get("contestants", [])}
+    out: dict[str, float] = {}
+    if "kubeingest" in by and "raw" in by:
+        out["kubeingest_over_raw"] = round(by["kubeingest"] / by["raw"], 3)
+    if "kubeingest" in by and "llamaindex" in by:
+        out["kubeingest_over_llamaindex"] = round(by["kubeingest"] / by["llamaindex"], 3)
+    runs = result.get("ceiling", {}).get("runs", [])
+    if runs:
+        out["ceiling_one_process_chunks_per_s"] = runs[0]["chunks_per_s"]
+    return out
+
+
+def markdown(result: dict[str, Any]) -> str:
+    m = result["machine"]
+    lines = [
+        f"# kubeingest benchmarks: {result['date']}",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']};"
+        f" load average at start {m['load_average_at_start']}.",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + ".",
+        f"Command: `{result['command']}`",
+        "",
+    ]
+    models = result.get("models")
+    if models:
+        lines += [
+            f"## Same {models['chunks']} chunks, same model, batch {models['batch']}",
+            "",
+            f"Corpus: {models['corpus']}, chunks of <= {models['chunk_tokens']} MiniLM tokens"
+            f" (mean {models['mean_chunk_chars']} characters). Model: all-MiniLM-L6-v2 on the"
+            " CPU. Qdrant: local mode in memory.",
+            "",
+            "| contestant | seconds | chunks/s | vs raw model |",
+            "| --- | ---: | ---: | ---: |",
+        ]
+        raw = next((c["chunks_per_s"] for c in models["contestants"] if c["key"] == "raw"), None)
+        for c in models["contestants"]:
+            vs = f"{c['chunks_per_s'] / raw:.3f}" if raw else "-"
+            lines.append(f"| {c['contestant']} | {c['seconds']} | {c['chunks_per_s']} | {vs} |")
+        lines.append("")
+    ceiling = result.get("ceiling")
+    if ceiling:
+        lines += [
+            f"## Ceiling: `hash` backend, {ceiling['chunks']:,} chunks",
+            "",
+            f"Real documents cut in {ceiling['chunk_chars']}-character chunks, batches of"
+            f" {ceiling['batch']}; real redis-server, Qdrant local mode in memory (one per sink).",
+            "",
+            "| embedders + sinks | seconds | chunks/s | speedup | CPU s: producer / embedders /"
+            " sinks / redis |",
+            "| ---: | ---: | ---: | ---: | --- |",
+        ]
+        for r in ceiling["runs"]:
+            cpu = r["cpu_s"]
+            lines.append(
+                f"| {r['processes']} + {r['processes']} | {r['seconds']} | {r['chunks_per_s']:,} |"
+                f" {r['speedup']} | {cpu.get('producer', 0)} / {cpu.get('embedder', 0)} /"
+                f" {cpu.get('sink', 0)} / {cpu.get('redis', 0)} |")
+        lines += [
+            "",
+            "### Memory during the ceiling runs (RSS in MB: peak; at 10% of the job -> end)",
+            "",
+            "| embedders + sinks | producer | embedders | sinks | redis-server | Redis used_memory"
+            " peak | in flight peak (chunks) |",
+            "| ---: | --- | --- | --- | --- | ---: | ---: |",
+        ]
+        for r in ceiling["runs"]:
+            mem = r["memory"]
+            cells = [f"{mem[k]['peak_rss_mb']}; {mem[k]['rss_at_10pct_mb']} -> "
+                     f"{mem[k]['rss_end_mb']}" for k in ("producer", "embedder", "sink", "redis")]
+            lines.append(f"| {r['processes']} + {r['processes']} | " + " | ".join(cells)
+                         + f" | {r['redis_peak_used_mb']} MB | {r['in_flight_peak_chunks']:,} |")
+        lines.append("")
+    got = ratios(result)
+    if got:
+        lines += ["## Against the targets", "", "| measure | target | measured | met |",
+                  "| --- | ---: | ---: | --- |"]
+        for key, target in TARGETS.items():
+            if key in got:
+                met = "yes" if got[key] >= target else "no"
+                lines.append(f"| {key.replace('_', ' ')} | {target:,} | {got[key]:,} | {met} |")
+        lines.append("")
+    for prof in result.get("profiles", []):
+        lines += [f"## Profile: {prof['label']} ({prof['busy_s']} s busy)", "",
+                  "| category | self seconds | share of busy |", "| --- | ---: | ---: |"]
+        for cat, v in prof["categories"].items():
+            share = f"{v['share_of_busy']:.0%}" if v["share_of_busy"] is not None else "-"
+            lines.append(f"| {cat} | {v['seconds']} | {share} |")
+        lines += ["", "| top functions (self time) | category | s | calls |",
+                  "| --- | --- | ---: | ---: |"]
+        lines += [f"| `{t['function']}` | {t['category']} | {t['self_s']} | {t['calls']:,} |"
+                  for t in prof["top"]]
+        lines.append("")
+    return "\n".join(lines)
