@@ -47,14 +47,16 @@ class Names:
     def dead(stream: str) -> str:
         return stream + DEAD_SUFFIX
 
-    # -- chunk context (the first seed's `chunk:{id}` pattern) ---------------------------
-    def chunk_context(self, job_id: str, chunk_id: str) -> str:
+    # -- chunk context (the first seed's `chunk:{id}` pattern, one key per batch) ---------
+    def batch_context(self, job_id: str, batch_id: str) -> str:
+        """The context of every chunk of one request, keyed by its correlation_id: one SET
+        and one GET per batch instead of per chunk (a third of the sink's Redis work)."""
         # The job id in the key lets delete find a job's pending context with one SCAN MATCH
         # over a keyspace that backpressure keeps small.
-        return self._p(f"chunk:{job_id}:{chunk_id}")
+        return self._p(f"ctx:{job_id}:{batch_id}")
 
-    def chunk_context_pattern(self, job_id: str) -> str:
-        return self._p(f"chunk:{job_id}:*")
+    def batch_context_pattern(self, job_id: str) -> str:
+        return self._p(f"ctx:{job_id}:*")
 
     # -- per-job state -------------------------------------------------------------------
     def job_state(self, job_id: str) -> str:

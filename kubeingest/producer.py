@@ -35,20 +35,15 @@ class FanoutResult(Enum):
     STOPPED = "stopped"  # suspended or deleted: the checkpoint says where to resume
 
 
-@dataclass(frozen=True)
-class ChunkContext:
-    """What the sink needs besides the vector; stored under `chunk:{job}:{id}` with a TTL."""
-
-    seq: int
-    document_id: str
-    index: int
-    text: str
-    source: str
-    metadata: dict[str, str]
-    distance: str
-
-    def to_json(self) -> str:
-        return json.dumps(self.__dict__, separators=(",", ":"))
+def batch_context_json(batch: list[Chunk], distance: str) -> str:
+    """What the sink needs besides the vectors, for every chunk of one request; stored under
+    `ctx:{job}:{correlation_id}` with a TTL and dropped once the sink has settled the batch."""
+    return json.dumps({
+        "distance": distance,
+        "chunks": [{"id": c.chunk_id, "seq": c.seq, "document_id": c.document_id,
+                    "index": c.index, "text": c.text, "source": c.source,
+                    "metadata": c.metadata} for c in batch],
+    }, separators=(",", ":"))
 
 
 @dataclass
@@ -170,11 +165,8 @@ class Producer:
         )
         # Context first, then the request: a result can never arrive before its context.
         async with self.redis.pipeline(transaction=False) as p:
-            for c in batch:
-                ctx = ChunkContext(c.seq, c.document_id, c.index, c.text, c.source,
-                                   c.metadata, spec.destination.distance.value)
-                p.set(self.names.chunk_context(self.job_id, c.chunk_id), ctx.to_json(),
-                      ex=self.ttl_s)
+            p.set(self.names.batch_context(self.job_id, action.correlation_id),
+                  batch_context_json(batch, spec.destination.distance.value), ex=self.ttl_s)
             p.xadd(self.names.embed_requests, encode_action(action))  # type: ignore[arg-type]
             p.hset(self.names.job_state(self.job_id),
                    mapping={"published_chunks": published, "documents_total": documents})

@@ -122,28 +122,33 @@ class ProgressStore:
         if not seqs:
             return 0
         done, failed = self.names.job_done_bits(job_id), self.names.job_failed_bits(job_id)
-        # One BITFIELD per bitmap (not a SETBIT per chunk): it returns the old bits.
+        fields = _fields(seqs)
+        # One BITFIELD per bitmap, one field per run of up to 63 consecutive chunks (a batch is
+        # one run): it returns the old bits, so counting stays exact under redelivery.
         async with self.redis.pipeline(transaction=True) as p:
-            p.execute_command("BITFIELD", done, *_bit_ops(seqs, 1))
+            p.execute_command("BITFIELD", done, *_set_ops(fields, 1))
             # A late success supersedes an earlier failure.
-            p.execute_command("BITFIELD", failed, *_bit_ops(seqs, 0))
+            p.execute_command("BITFIELD", failed, *_set_ops(fields, 0))
             old, _ = await p.execute()
-        return sum(1 for bit in old if not bit)
+        return sum(w - _ones(v) for (_, w), v in zip(fields, old, strict=True))
 
     async def record_failed(self, job_id: str, seqs: Sequence[int], code: str) -> int:
         """Mark chunks failed unless already stored; returns how many newly failed."""
         if not seqs:
             return 0
         done, failed = self.names.job_done_bits(job_id), self.names.job_failed_bits(job_id)
-        get_ops = [x for s in seqs for x in ("GET", "u1", s)]
+        fields = _fields(seqs)
+        get_ops = [x for off, w in fields for x in ("GET", f"u{w}", off)]
         stored = await self.redis.execute_command("BITFIELD", done, *get_ops)  # type: ignore[no-untyped-call]
-        todo = [s for s, bit in zip(seqs, stored, strict=True) if not bit]
+        todo = [s for s, bit in zip(sorted(set(seqs)), _bits(fields, stored), strict=True)
+                if not bit]
         if not todo:
             return 0
+        todo_fields = _fields(todo)
         old = await self.redis.execute_command(  # type: ignore[no-untyped-call]
-            "BITFIELD", failed, *_bit_ops(todo, 1)
+            "BITFIELD", failed, *_set_ops(todo_fields, 1)
         )
-        new = sum(1 for bit in old if not bit)
+        new = sum(w - _ones(v) for (_, w), v in zip(todo_fields, old, strict=True))
         if new:
             await self.redis.hincrby(self.names.job_errors(job_id), code, new)
         return new
@@ -177,7 +182,7 @@ class ProgressStore:
         """Remove every key of the job, pending chunk context included."""
         keys: list[bytes | str] = list(self.names.job_keys(job_id))
         async for key in self.redis.scan_iter(
-            match=self.names.chunk_context_pattern(job_id), count=1000
+            match=self.names.batch_context_pattern(job_id), count=1000
         ):
             keys.append(key)
         deleted = 0
@@ -187,8 +192,33 @@ class ProgressStore:
         return deleted
 
 
-def _bit_ops(seqs: Sequence[int], value: int) -> list[object]:
-    return [x for s in seqs for x in ("SET", "u1", s, value)]
+# BITFIELD's widest unsigned field: 63 chunks per field.
+MAX_FIELD_BITS = 63
+
+
+def _fields(seqs: Sequence[int]) -> list[tuple[int, int]]:
+    """(bit offset, width) fields covering the distinct seqs, consecutive ones merged."""
+    out: list[tuple[int, int]] = []
+    for s in sorted(set(seqs)):
+        if out and out[-1][0] + out[-1][1] == s and out[-1][1] < MAX_FIELD_BITS:
+            out[-1] = (out[-1][0], out[-1][1] + 1)
+        else:
+            out.append((s, 1))
+    return out
+
+
+def _set_ops(fields: list[tuple[int, int]], value: int) -> list[object]:
+    return [x for off, w in fields for x in ("SET", f"u{w}", off, (1 << w) - 1 if value else 0)]
+
+
+def _ones(v: int) -> int:
+    return int(v).bit_count()
+
+
+def _bits(fields: list[tuple[int, int]], values: Sequence[int]) -> list[int]:
+    """Per-seq bits, in seq order, from the fields' values (a field's first bit is its MSB)."""
+    return [(int(v) >> (w - 1 - j)) & 1 for (_, w), v in zip(fields, values, strict=True)
+            for j in range(w)]
 
 
 def _str(v: bytes | str) -> str:

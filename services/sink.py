@@ -44,6 +44,7 @@ class _Parsed:
     data: EmbeddingResultData
     vectors: Float32Matrix
     contexts: list[dict[str, object] | None] = field(default_factory=list)
+    distance: str = "Cosine"
 
 
 class IngestionSink:
@@ -106,17 +107,19 @@ class IngestionSink:
         return {j for j, n in zip(ordered, found, strict=True) if n}
 
     async def _load_contexts(self, parsed: list[_Parsed]) -> None:
-        keys = [
-            self.names.chunk_context(p.data.task_id, cid)
-            for p in parsed
-            for cid in p.data.chunk_ids
-        ]
-        raw = await self.redis.mget(keys) if keys else []
-        i = 0
-        for p in parsed:
-            n = len(p.data.chunk_ids)
-            p.contexts = [json.loads(v) if v is not None else None for v in raw[i : i + n]]
-            i += n
+        """One GET per result: the producer stored its batch's context under the request's
+        correlation_id, which the embedder's reply carries."""
+        raw = await self.redis.mget([self._context_key(p) for p in parsed])
+        for p, value in zip(parsed, raw, strict=True):
+            by_id: dict[str, dict[str, object]] = {}
+            if value is not None:
+                ctx = json.loads(value)
+                p.distance = str(ctx.get("distance", "Cosine"))
+                by_id = {c["id"]: c for c in ctx["chunks"]}
+            p.contexts = [by_id.get(cid) for cid in p.data.chunk_ids]
+
+    def _context_key(self, p: _Parsed) -> str:
+        return self.names.batch_context(p.data.task_id, p.action.correlation_id)
 
     async def _store(self, parsed: list[_Parsed]) -> None:
         by_collection: dict[str, list[models.PointStruct]] = defaultdict(list)
@@ -130,14 +133,14 @@ class IngestionSink:
                 continue
             missing_seqs: list[int] = []
             ok_seqs, ok_ids = [], []
-            for row, (cid, seq, ctx) in enumerate(
-                zip(d.chunk_ids, d.chunk_seqs, p.contexts, strict=True)
-            ):
+            rows = p.vectors.tolist()  # one conversion per result, not one per point
+            for cid, seq, ctx, vector in zip(d.chunk_ids, d.chunk_seqs, p.contexts, rows,
+                                             strict=True):
                 if ctx is None:
                     missing_seqs.append(seq)
                     continue
-                by_collection[d.collection_id].append(_point(cid, p.vectors[row], ctx, d))
-                dims.setdefault(d.collection_id, (d.dim, str(ctx.get("distance", "Cosine"))))
+                by_collection[d.collection_id].append(_point(cid, vector, ctx, d))
+                dims.setdefault(d.collection_id, (d.dim, p.distance))
                 ok_seqs.append(seq)
                 ok_ids.append(cid)
             if ok_seqs:
@@ -162,25 +165,22 @@ class IngestionSink:
             metrics.SINK_UPSERT_SECONDS.observe(time.perf_counter() - started)
             metrics.SINK_POINTS.inc(len(points))
 
-        for job, seqs, ids in stored:
+        for job, seqs, _ in stored:
             new = await self.progress.record_stored(job, seqs)
             metrics.SINK_CHUNKS_STORED.inc(new)
-            await self._drop_contexts(job, ids)
-        for job, seqs, ids, code in failed:
+        for job, seqs, _, code in failed:
             new = await self.progress.record_failed(job, seqs, code)
             if new:
                 metrics.SINK_CHUNKS_FAILED.labels(reason=code).inc(new)
                 logger.warning("job %s: %d chunks failed: %s", job, new, code)
-            await self._drop_contexts(job, ids)
+        # Every chunk of these results is now stored or counted failed: their context goes.
+        # (Only now: a crash before this line redelivers the results, which find it again.)
+        await self.redis.delete(*[self._context_key(p) for p in parsed])
         for p in parsed:
             logger.info("handled %s result of %d chunks for %s", p.data.status,
                         len(p.data.chunk_ids), p.data.task_id,
                         extra={"job": p.data.task_id, "trace_id": p.action.trace_id,
                                "correlation_id": p.action.correlation_id})
-
-    async def _drop_contexts(self, job: str, ids: list[str]) -> None:
-        if ids:
-            await self.redis.delete(*[self.names.chunk_context(job, i) for i in ids])
 
     async def on_dead_letter(self, d: Delivery, reason: str) -> None:
         """A result given up on: its chunks will never be stored, so count them failed."""
@@ -208,11 +208,13 @@ def _in(entry: tuple[str, list[int], list[str]], points: list[models.PointStruct
 
 
 def _point(
-    cid: str, vector: Float32Matrix, ctx: dict[str, object], d: EmbeddingResultData
+    cid: str, vector: list[float], ctx: dict[str, object], d: EmbeddingResultData
 ) -> models.PointStruct:
-    return models.PointStruct(
+    # Built without validation: every field is ours and typed, and validating 384+ floats
+    # per point was a tenth of the sink's time (benchmarks/README.md, profile).
+    return models.PointStruct.model_construct(
         id=cid,
-        vector=vector.tolist(),
+        vector=vector,
         payload={
             "text": ctx["text"],
             "document_id": ctx["document_id"],

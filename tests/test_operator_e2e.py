@@ -196,7 +196,7 @@ class Cluster:
         }
 
     def redis_keys(self, job_id: str) -> list[str]:
-        patterns = [f"{self.prefix}:job:{job_id}*", f"{self.prefix}:chunk:{job_id}:*"]
+        patterns = [f"{self.prefix}:job:{job_id}*", f"{self.prefix}:ctx:{job_id}:*"]
         return sorted(k.decode() for p in patterns for k in self.redis.scan_iter(match=p,
                                                                                  count=1000))
 

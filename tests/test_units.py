@@ -132,6 +132,41 @@ async def test_progress_never_double_counts() -> None:
     assert (p.chunks_stored, p.chunks_failed) == (5, 0)
 
 
+@pytest.mark.integration
+async def test_progress_counts_runs_exactly_against_real_redis(redis_server: str) -> None:
+    """Bits are written 63 at a time (one field per run of consecutive chunks): random
+    overlapping batches, gaps and duplicates must count exactly as a set of chunks would."""
+    import random
+
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(redis_server)
+    store = ProgressStore(redis, Names(f"runs{random.randrange(10**9)}"))
+    rng = random.Random(7)
+    stored: set[int] = set()
+    failed: set[int] = set()
+    try:
+        for _ in range(300):
+            start = rng.randrange(0, 2000)
+            gaps = rng.choice([0.0, 0.02, 0.3])  # whole batches, long runs, scattered seqs
+            seqs = [s for s in range(start, start + rng.randrange(1, 300)) if rng.random() >= gaps]
+            if not seqs:
+                continue
+            seqs += rng.sample(seqs, min(3, len(seqs)))  # duplicates within one call
+            if rng.random() < 0.7:
+                assert await store.record_stored("j", seqs) == len(set(seqs) - stored)
+                stored |= set(seqs)
+                failed -= set(seqs)
+            else:
+                new = set(seqs) - stored - failed
+                assert await store.record_failed("j", seqs, "x") == len(new)
+                failed |= new
+        p = await store.read("j")
+        assert (p.chunks_stored, p.chunks_failed) == (len(stored), len(failed))
+    finally:
+        await redis.aclose()
+
+
 async def test_stream_consumer_dead_letters_after_max_deliveries() -> None:
     redis = fakeredis.FakeAsyncRedis()
     calls: list[int] = []
