@@ -6,7 +6,7 @@
 `all` runs each part in its own child process (one process tree, a clean interpreter each, so
 one contestant's model or threads never weigh on the next) and writes
 `<out>/<name>.json` and `<out>/<name>.md`. The parts also run alone: `raw`, `e2e`, `peer`,
-`ceiling`, each printing its JSON.
+`ceiling`, `peer-ceiling`, each printing its JSON.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ SMOKE = ["--chunks", "48", "--batch", "16", "--ceiling-chunks", "3000", "--ceili
 
 def _args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
-    ap.add_argument("part", choices=["all", "smoke", "raw", "e2e", "peer", "ceiling"])
+    ap.add_argument("part", choices=["all", "smoke", "raw", "e2e", "peer", "ceiling",
+                                     "peer-ceiling"])
     ap.add_argument("--corpus", type=Path, default=PY_DOCS,
                     help="folder of .txt/.rst documents (default: python3.11-doc sources)")
     ap.add_argument("--chunks", type=int, default=1024, help="chunks the model contestants embed")
@@ -46,7 +47,9 @@ def _args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--chunk-chars", type=int, default=512, help="ceiling chunk size")
     ap.add_argument("--processes", default="1,2,4", help="embedder/sink counts for the ceiling")
     ap.add_argument("--profile", action="store_true",
-                    help="cProfile the worker processes of e2e and of the first ceiling run")
+                    help="(parts) cProfile the worker processes of e2e / the first ceiling run")
+    ap.add_argument("--no-profile", action="store_true",
+                    help="`all` skips its profiled runs (extra, smaller runs of e2e and ceiling)")
     ap.add_argument("--skip", default="", help="parts `all` leaves out, e.g. peer,ceiling")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--name", default="latest", help="file name of the results, without suffix")
@@ -83,6 +86,11 @@ def run_part(args: argparse.Namespace) -> dict[str, Any]:
     from benchmarks.corpus import model_chunks
 
     profile_dir = args.out / "profiles" if args.profile else None
+    if args.part == "peer-ceiling":
+        from benchmarks.ceiling import peer_ceiling
+
+        return peer_ceiling(args.corpus, args.ceiling_chunks, batch=args.ceiling_batch,
+                            chunk_chars=args.chunk_chars)
     if args.part == "ceiling":
         from benchmarks.ceiling import ceiling
 
@@ -108,9 +116,9 @@ def run_all(args: argparse.Namespace, argv: list[str]) -> None:
     chunks = model_chunks(args.corpus, args.chunks, args.chunk_tokens, args.chunk_overlap)
     if len(chunks) < args.chunks:
         raise SystemExit(f"{args.corpus} gives only {len(chunks)} chunks; lower --chunks")
-    if args.profile:
-        for old in (args.out / "profiles").rglob("*.prof"):
-            old.unlink()
+    profiles = args.out / "profiles"
+    for old in profiles.rglob("*.prof"):
+        old.unlink()
     result: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": "python -m benchmarks " + shlex.join(argv),
@@ -129,8 +137,16 @@ def run_all(args: argparse.Namespace, argv: list[str]) -> None:
         }
     if "ceiling" not in skip:
         result["ceiling"] = _child("ceiling", args)
-    if args.profile:
-        result["profiles"] = summarize_dir(args.out / "profiles")
+        if "peer-ceiling" not in skip:
+            result["ceiling"]["peer"] = _child("peer-ceiling", args)
+    if not args.no_profile:
+        # Separate, smaller runs: the timed runs above never carry the profiler's overhead.
+        if "e2e" not in skip:
+            _child("e2e", args, profile=True, chunks=min(args.chunks, 256))
+        if "ceiling" not in skip:
+            _child("ceiling", args, profile=True, processes="1",
+                   ceiling_chunks=min(args.ceiling_chunks, 50_000))
+        result["profiles"] = summarize_dir(profiles)
     result["ratios"] = ratios(result)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -140,19 +156,22 @@ def run_all(args: argparse.Namespace, argv: list[str]) -> None:
     print(f"wrote {args.out / args.name}.json and .md")
 
 
-def _child(part: str, args: argparse.Namespace) -> dict[str, Any]:
+def _child(part: str, args: argparse.Namespace, *, profile: bool = False,
+           **overrides: object) -> dict[str, Any]:
     """One part in a fresh interpreter: its imports, threads and memory end with it."""
+    opts = {**vars(args), **overrides}
     with tempfile.NamedTemporaryFile(suffix=".json") as f:
         cmd = [sys.executable, "-m", "benchmarks", part, "--json", f.name,
-               "--corpus", str(args.corpus), "--chunks", str(args.chunks),
-               "--chunk-tokens", str(args.chunk_tokens),
-               "--chunk-overlap", str(args.chunk_overlap), "--batch", str(args.batch),
-               "--ceiling-chunks", str(args.ceiling_chunks),
-               "--ceiling-batch", str(args.ceiling_batch), "--chunk-chars", str(args.chunk_chars),
-               "--processes", args.processes, "--out", str(args.out)]
-        if args.profile:
+               "--corpus", str(opts["corpus"]), "--chunks", str(opts["chunks"]),
+               "--chunk-tokens", str(opts["chunk_tokens"]),
+               "--chunk-overlap", str(opts["chunk_overlap"]), "--batch", str(opts["batch"]),
+               "--ceiling-chunks", str(opts["ceiling_chunks"]),
+               "--ceiling-batch", str(opts["ceiling_batch"]),
+               "--chunk-chars", str(opts["chunk_chars"]),
+               "--processes", str(opts["processes"]), "--out", str(opts["out"])]
+        if profile:
             cmd.append("--profile")
-        print(f"== {part}", flush=True)
+        print(f"== {part}{' (profiled)' if profile else ''}", flush=True)
         subprocess.run(cmd, check=True)
         data: dict[str, Any] = json.loads(Path(f.name).read_text())
     print(json.dumps(data), flush=True)

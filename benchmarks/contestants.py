@@ -52,7 +52,8 @@ async def kubeingest_e2e(chunks: list[str], batch: int, *,
     if run.chunks != len(chunks) or run.failed:
         raise SystemExit(f"kubeingest stored {run.chunks} of {len(chunks)} chunks "
                          f"({run.failed} failed)")
-    return {**_result("kubeingest end to end", run.chunks, run.seconds), "cpu_s": run.cpu_s}
+    return {**_result("kubeingest end to end", run.chunks, run.seconds), "cpu_s": run.cpu_s,
+            **run.timed_s}
 
 
 def llamaindex(chunks: list[str], batch: int) -> dict[str, Any]:

@@ -58,15 +58,21 @@ def chunk_files_spec(root: Path, batch: int, backend: str, collection: str) -> d
     }
 
 
-def check_kubeingest_sees(spec: dict[str, object], chunks: list[str]) -> None:
-    """Read the files as the producer does and compare: identical texts or no benchmark."""
+def job_texts(spec: dict[str, object]) -> list[str]:
+    """The chunk texts a job with this spec publishes, in order: the producer's own reading
+    and splitting code, run here."""
     from kubeingest.chunking import make_splitter
     from kubeingest.sources import Document, iter_documents
 
     parsed = parse_spec(spec)
     splitter = make_splitter(parsed.chunking, parsed.embedding.model)
-    seen = [piece for doc in iter_documents(parsed.sources) if isinstance(doc, Document)
+    return [piece for doc in iter_documents(parsed.sources) if isinstance(doc, Document)
             for piece in splitter.split(doc.text)]
+
+
+def check_kubeingest_sees(spec: dict[str, object], chunks: list[str]) -> None:
+    """Read the files as the producer does and compare: identical texts or no benchmark."""
+    seen = job_texts(spec)
     if seen != chunks:
         diff = next((i for i, (a, b) in enumerate(zip(seen, chunks, strict=False)) if a != b),
                     min(len(seen), len(chunks)))

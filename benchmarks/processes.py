@@ -28,6 +28,10 @@ from kubeingest.progress import ProgressStore
 from kubeingest.spec import parse_spec
 from kubeingest.streams import REDIS_UNAVAILABLE
 
+# Seconds the workers themselves measured (their Prometheus histograms): the model's time runs
+# in a worker thread, which cProfile (main thread only) does not see.
+TIMED = {"kubeingest_embedder_embed_seconds_sum": "model_s",
+         "kubeingest_sink_upsert_seconds_sum": "qdrant_upsert_s"}
 READY_TIMEOUT_S = 600.0  # a cold model load on a busy 2-core machine
 SAMPLE_EVERY_S = 0.5
 
@@ -56,6 +60,7 @@ class JobRun:
     seconds: float
     samples: list[Sample]
     cpu_s: dict[str, float]  # role -> CPU seconds spent during the job
+    timed_s: dict[str, float]  # model_s / qdrant_upsert_s, summed over the workers
 
     @property
     def chunks_per_s(self) -> float:
@@ -64,10 +69,25 @@ class JobRun:
     def peak_rss_mb(self, role: str) -> float:
         return max((s.rss_mb.get(role, 0.0) for s in self.samples), default=0.0)
 
+    def _warm(self) -> list[Sample]:
+        """Samples once 10% of the job is stored: imports and first allocations are done."""
+        return [s for s in self.samples if s.stored >= self.chunks * 0.1] or self.samples[-1:]
+
     def rss_after_warmup_mb(self, role: str) -> tuple[float, float]:
         """RSS once 10% of the job is stored, and at the end: flat memory means equal."""
-        warm = [s for s in self.samples if s.stored >= self.chunks * 0.1] or self.samples[-1:]
+        warm = self._warm()
         return warm[0].rss_mb.get(role, 0.0), warm[-1].rss_mb.get(role, 0.0)
+
+    def rss_slope_mb(self, role: str) -> float:
+        """Least-squares growth of RSS per chunk stored, after warm-up: ~0 when flat."""
+        warm = self._warm()
+        xs = [float(s.stored) for s in warm]
+        ys = [s.rss_mb.get(role, 0.0) for s in warm]
+        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+        var = sum((x - mx) ** 2 for x in xs)
+        if not var:
+            return 0.0
+        return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var
 
 
 @dataclass
@@ -82,7 +102,7 @@ class Pipeline:
         store = ProgressStore(self.redis, self.names)
         samples: list[Sample] = []
         started = time.monotonic()
-        cpu_before = self._cpu()
+        cpu_before, timed_before = self._cpu(), await self._timed()
 
         async def sample() -> None:
             while True:
@@ -105,9 +125,21 @@ class Pipeline:
             sampler.cancel()
             with suppress(asyncio.CancelledError):
                 await sampler
-        cpu_after = self._cpu()
+        cpu_after, timed_after = self._cpu(), await self._timed()
         cpu = {role: round(cpu_after[role] - cpu_before.get(role, 0.0), 2) for role in cpu_after}
-        return JobRun(final.chunks_stored, final.chunks_failed, seconds, samples, cpu)
+        timed = {k: round(v - timed_before.get(k, 0.0), 2) for k, v in timed_after.items()}
+        return JobRun(final.chunks_stored, final.chunks_failed, seconds, samples, cpu, timed)
+
+    async def _timed(self) -> dict[str, float]:
+        out = dict.fromkeys(TIMED.values(), 0.0)
+        for part in self.parts:
+            if part.metrics_port:
+                text = await asyncio.to_thread(_get, part.metrics_port, "/metrics")
+                for line in text.splitlines():
+                    name = line.split("{", 1)[0].split(" ", 1)[0]
+                    if name in TIMED:
+                        out[TIMED[name]] += float(line.rsplit(" ", 1)[1])
+        return out
 
     def _cpu(self) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -185,8 +217,13 @@ async def _wait_ready(redis: Redis, parts: list[Part]) -> None:
 
 def _ready(port: int) -> bool:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-            return bool(r.status == 200)
-    except OSError:
+        _get(port, "/readyz")
+    except OSError:  # refused while starting, or 503 (urllib's HTTPError is an OSError)
         return False
+    return True
+
+
+def _get(port: int, path: str) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+        return str(r.read().decode())
 

@@ -20,8 +20,8 @@ pytestmark = pytest.mark.integration
 
 
 def test_smoke_run_writes_every_comparison(tmp_path: Path) -> None:
-    subprocess.run([sys.executable, "-m", "benchmarks", "smoke", "--out", str(tmp_path),
-                    "--profile"], cwd=REPO, check=True, timeout=600)
+    subprocess.run([sys.executable, "-m", "benchmarks", "smoke", "--out", str(tmp_path)],
+                   cwd=REPO, check=True, timeout=600)
     result = json.loads((tmp_path / "latest.json").read_text())
     table = (tmp_path / "latest.md").read_text()
 
@@ -36,8 +36,10 @@ def test_smoke_run_writes_every_comparison(tmp_path: Path) -> None:
     for r in runs:
         assert r["memory"]["sink"]["peak_rss_mb"] > 0 and r["redis_peak_used_mb"] > 0
         assert r["cpu_s"]["embedder"] > 0 and r["cpu_s"]["sink"] > 0
+    assert result["ceiling"]["peer"]["chunks"] == result["ceiling"]["chunks"]
     assert set(result["ratios"]) == {"kubeingest_over_raw", "kubeingest_over_llamaindex",
-                                     "ceiling_one_process_chunks_per_s"}
+                                     "ceiling_one_process_chunks_per_s",
+                                     "ceiling_over_llamaindex_hash"}
     assert result["machine"]["cores"] and result["machine"]["versions"]["redis-server"]
     # Profiles of the e2e workers and of the first ceiling run, summed by category.
     labels = {p["label"] for p in result["profiles"]}
