@@ -11,7 +11,7 @@ from prometheus_client import Counter, Gauge, Histogram
 NS = "kubeingest"
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
-SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 
 # -- streams layer ----------------------------------------------------------------------------
 STREAM_MESSAGES = Counter(
@@ -48,11 +48,12 @@ EMBED_ERRORS = Counter(
     ["backend", "model", "error_code"],
 )
 EMBED_SECONDS = Histogram(
-    f"{NS}_embedder_embed_seconds", "Time in the backend per batch.", ["backend", "model"],
+    f"{NS}_embedder_embed_seconds",
+    "Time in the backend per call (requests read together are embedded in one call).", ["backend", "model"],
     buckets=LATENCY_BUCKETS,
 )
 EMBED_BATCH_SIZE = Histogram(
-    f"{NS}_embedder_batch_size_texts", "Texts per embedded batch.", ["backend", "model"],
+    f"{NS}_embedder_batch_size_texts", "Texts per backend call.", ["backend", "model"],
     buckets=SIZE_BUCKETS,
 )
 MODEL_LOAD_SECONDS = Gauge(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
@@ -31,6 +32,16 @@ from kubeingest.streams import DeadLetter, Delivery, Outcome, Result
 
 logger = logging.getLogger(__name__)
 
+MAX_TEXTS_PER_CALL = 4096  # texts handed to the backend at once, across requests
+
+
+@dataclass(frozen=True)
+class _Request:
+    delivery: Delivery
+    action: DomainAction
+    data: EmbedBatchData
+    texts: list[str]
+
 
 class EmbeddingService:
     def __init__(self, redis: Redis, embedder: Embedder, *, max_text_bytes: int = 65536) -> None:
@@ -41,11 +52,27 @@ class EmbeddingService:
 
     async def handle(self, batch: list[Delivery]) -> dict[bytes, Result]:
         results: dict[bytes, Result] = {}
+        ready: list[_Request] = []
         for d in batch:
-            results[d.entry_id] = await self._handle_one(d)
+            checked = await self._check(d)
+            if isinstance(checked, _Request):
+                ready.append(checked)
+            else:
+                results[d.entry_id] = checked
+        # Requests read together are embedded together, up to MAX_TEXTS_PER_CALL texts: the
+        # backend sorts them by length before cutting its own batches, so less padding is
+        # computed (14% of the model's time on CPU with MiniLM, benchmarks/README.md).
+        group: list[_Request] = []
+        for r in ready:
+            if group and sum(len(g.texts) for g in group) + len(r.texts) > MAX_TEXTS_PER_CALL:
+                results.update(await self._embed_group(group))
+                group = []
+            group.append(r)
+        if group:
+            results.update(await self._embed_group(group))
         return results
 
-    async def _handle_one(self, d: Delivery) -> Result:
+    async def _check(self, d: Delivery) -> _Request | Result:
         try:
             action = decode_action(d.fields)
             if action.action_type != ACTION_EMBED_BATCH:
@@ -60,7 +87,37 @@ class EmbeddingService:
                                     f"this embedder serves {self.embedder.model!r}, "
                                     f"not {data.model!r}")
             return Outcome.ACK
-        texts = [self._cap(t) for t in data.texts]
+        return _Request(d, action, data, [self._cap(t) for t in data.texts])
+
+    async def _embed_group(self, group: list[_Request]) -> dict[bytes, Result]:
+        if len(group) == 1:
+            return {group[0].delivery.entry_id: await self._embed_one(group[0])}
+        texts = [t for r in group for t in r.texts]
+        started = time.perf_counter()
+        try:
+            vectors = await asyncio.to_thread(self.embedder.embed, texts)
+            if vectors.shape[0] != len(texts):
+                raise EmbeddingError("embedding_failed", "backend returned the wrong vector count")
+        except Exception:
+            # One bad request must not fail the others read with it: embed them one by one,
+            # each with its own error handling (a retryable error is retried per request).
+            logger.warning("embedding %d requests together failed; embedding them one by one",
+                           len(group), exc_info=True)
+            return {r.delivery.entry_id: await self._embed_one(r) for r in group}
+        self._observe(time.perf_counter() - started, len(texts))
+        results: dict[bytes, Result] = {}
+        offset = 0
+        for r in group:
+            await self._reply(r.action, r.data, vectors[offset : offset + len(r.texts)])
+            offset += len(r.texts)
+            metrics.EMBED_BATCHES.labels(**self._labels, status="success").inc()
+            results[r.delivery.entry_id] = Outcome.ACK
+        logger.info("embedded %d texts of %d requests in %.3fs", len(texts), len(group),
+                    time.perf_counter() - started)
+        return results
+
+    async def _embed_one(self, r: _Request) -> Result:
+        action, data, texts = r.action, r.data, r.texts
         started = time.perf_counter()
         try:
             vectors = await asyncio.to_thread(self.embedder.embed, texts)
@@ -78,13 +135,16 @@ class EmbeddingService:
             return Outcome.ACK
         elapsed = time.perf_counter() - started
         await self._reply(action, data, vectors)
-        metrics.EMBED_SECONDS.labels(**self._labels).observe(elapsed)
-        metrics.EMBED_BATCH_SIZE.labels(**self._labels).observe(len(texts))
-        metrics.EMBED_TEXTS.labels(**self._labels).inc(len(texts))
+        self._observe(elapsed, len(texts))
         metrics.EMBED_BATCHES.labels(**self._labels, status="success").inc()
         logger.info("embedded %d texts for %s in %.3fs", len(texts), data.task_id, elapsed,
                     extra=_log_context(action))
         return Outcome.ACK
+
+    def _observe(self, seconds: float, texts: int) -> None:
+        metrics.EMBED_SECONDS.labels(**self._labels).observe(seconds)
+        metrics.EMBED_BATCH_SIZE.labels(**self._labels).observe(texts)
+        metrics.EMBED_TEXTS.labels(**self._labels).inc(texts)
 
     def _cap(self, text: str) -> str:
         raw = text.encode()

@@ -224,3 +224,76 @@ def test_operator_folder_never_shadows_the_standard_library() -> None:
     out = subprocess.run([sys.executable, "-S", "-c", code, str(REPO)], capture_output=True,
                          text=True, check=False)
     assert out.returncode == 0, out.stderr
+
+
+class _RecordingEmbedder:
+    """Our own boundary: the hash backend, recording each call, refusing one poisoned text."""
+
+    backend, model, dim = "hash", "sentence-transformers/all-MiniLM-L6-v2", 384
+
+    def __init__(self) -> None:
+        from kubeingest.embedding.hashing import HashEmbedder
+
+        self.calls: list[list[str]] = []
+        self._hash = HashEmbedder(self.model)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        self.calls.append(list(texts))
+        if "poison" in texts:
+            raise ValueError("the engine rejects this input")
+        return self._hash.embed(texts)
+
+
+def _request(i: int, texts: list[str], reply_to: str) -> Delivery:
+    from kubeingest.contracts import DomainAction, EmbedBatchData, encode_action
+
+    data = EmbedBatchData(task_id="job", chunk_ids=[f"c{i}-{k}" for k in range(len(texts))],
+                          chunk_seqs=[i * 100 + k for k in range(len(texts))], texts=texts,
+                          model=_RecordingEmbedder.model, tenant_id="t", collection_id="c")
+    action = DomainAction(action_type="embedding.batch.process", task_id="job", tenant_id="t",
+                          origin_service="test", reply_to_stream=reply_to,
+                          correlation_id=f"corr-{i}", data=data.model_dump())
+    return Delivery(f"{i}-0".encode(), encode_action(action))
+
+
+async def test_requests_read_together_are_embedded_in_one_call_and_replied_apart() -> None:
+    from kubeingest.contracts import EmbeddingResultData, parse_data, result_vectors
+    from kubeingest.embedding.hashing import HashEmbedder
+    from kubeingest.services.embedder import EmbeddingService
+
+    redis = fakeredis.FakeAsyncRedis()
+    embedder = _RecordingEmbedder()
+    service = EmbeddingService(redis, embedder)  # type: ignore[arg-type]
+    batches = [["alpha", "beta"], ["gamma"], ["delta", "epsilon", "zeta"]]
+    results = await service.handle([_request(i, t, "replies") for i, t in enumerate(batches)])
+
+    assert set(results.values()) == {Outcome.ACK}
+    assert embedder.calls == [[t for b in batches for t in b]]  # one backend call
+    replies = await redis.xrange("replies")
+    assert len(replies) == 3
+    expected = HashEmbedder(embedder.model)
+    for i, (_, fields) in enumerate(replies):  # each request gets its own vectors back
+        action = decode_action(fields)
+        data = parse_data(action, EmbeddingResultData)
+        assert action.correlation_id == f"corr-{i}"
+        assert data.chunk_ids == [f"c{i}-{k}" for k in range(len(batches[i]))]
+        np.testing.assert_allclose(result_vectors(fields, data), expected.embed(batches[i]))
+
+
+async def test_a_bad_request_read_with_others_fails_alone() -> None:
+    from kubeingest.contracts import EmbeddingResultData, parse_data
+    from kubeingest.services.embedder import EmbeddingService
+
+    redis = fakeredis.FakeAsyncRedis()
+    embedder = _RecordingEmbedder()
+    service = EmbeddingService(redis, embedder)  # type: ignore[arg-type]
+    batches = [["alpha"], ["poison", "beta"], ["gamma"]]
+    await service.handle([_request(i, t, "replies") for i, t in enumerate(batches)])
+
+    statuses = {}
+    for _, fields in await redis.xrange("replies"):
+        action = decode_action(fields)
+        data = parse_data(action, EmbeddingResultData)
+        statuses[action.correlation_id] = (data.status, data.error_code)
+    assert statuses == {"corr-0": ("success", None), "corr-1": ("error", "embedding_failed"),
+                        "corr-2": ("success", None)}
