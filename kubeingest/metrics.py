@@ -49,7 +49,8 @@ EMBED_ERRORS = Counter(
 )
 EMBED_SECONDS = Histogram(
     f"{NS}_embedder_embed_seconds",
-    "Time in the backend per call (requests read together are embedded in one call).", ["backend", "model"],
+    "Time in the backend per call (requests read together are embedded in one call).",
+    ["backend", "model"],
     buckets=LATENCY_BUCKETS,
 )
 EMBED_BATCH_SIZE = Histogram(
