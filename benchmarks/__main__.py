@@ -1,6 +1,6 @@
 """kubeingest benchmarks, one command:
 
-    python -m benchmarks all                # full run: ~12 min on 2 cores
+    python -m benchmarks all                # full run: ~13 min on 2 cores
     python -m benchmarks smoke --out DIR    # tiny corpus, a minute: CI runs it
 
 `all` runs each part in its own child process (one process tree, a clean interpreter each, so

@@ -58,6 +58,23 @@ class Names:
     def batch_context_pattern(self, job_id: str) -> str:
         return self._p(f"ctx:{job_id}:*")
 
+    # -- the HTTP API's ingestion records (kubeingest api, local mode) --------------------
+    def ingestion_record(self, job_id: str) -> str:
+        """Hash: the API's record of one ingestion (tenant, spec, final status)."""
+        return self._p(f"ingestion:{job_id}")
+
+    def ingestion_index(self) -> str:
+        """Sorted set of every ingestion id, by creation time."""
+        return self._p("ingestions")
+
+    def ingestion_tenant_index(self, tenant: str) -> str:
+        """Sorted set of one tenant's ingestion ids, by creation time."""
+        return self._p(f"ingestions:tenant:{tenant}")
+
+    def ingestion_lease(self, job_id: str) -> str:
+        """Which API process runs the job's fan-out (a token with a TTL it keeps renewing)."""
+        return self._p(f"ingestion:{job_id}:owner")
+
     # -- per-job state -------------------------------------------------------------------
     def job_state(self, job_id: str) -> str:
         """Hash of counters and flags written by the producer and the sink."""

@@ -256,7 +256,9 @@ def _request(i: int, texts: list[str], reply_to: str) -> Delivery:
     return Delivery(f"{i}-0".encode(), encode_action(action))
 
 
-async def test_requests_read_together_are_embedded_in_one_call_and_replied_apart() -> None:
+async def test_requests_read_together_are_embedded_in_one_call_and_replied_apart(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     from kubeingest.contracts import EmbeddingResultData, parse_data, result_vectors
     from kubeingest.embedding.hashing import HashEmbedder
     from kubeingest.services.embedder import EmbeddingService
@@ -265,7 +267,12 @@ async def test_requests_read_together_are_embedded_in_one_call_and_replied_apart
     embedder = _RecordingEmbedder()
     service = EmbeddingService(redis, embedder)  # type: ignore[arg-type]
     batches = [["alpha", "beta"], ["gamma"], ["delta", "epsilon", "zeta"]]
-    results = await service.handle([_request(i, t, "replies") for i, t in enumerate(batches)])
+    with caplog.at_level("INFO", logger="kubeingest.services.embedder"):
+        results = await service.handle([_request(i, t, "replies") for i, t in enumerate(batches)])
+    # Still one log line per request, carrying its ids (followable across the parts).
+    logged = [r for r in caplog.records if r.getMessage().startswith("embedded ")]
+    assert sorted(getattr(r, "correlation_id", None) for r in logged) == [
+        "corr-0", "corr-1", "corr-2"]
 
     assert set(results.values()) == {Outcome.ACK}
     assert embedder.calls == [[t for b in batches for t in b]]  # one backend call

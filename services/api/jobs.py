@@ -71,33 +71,6 @@ _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then " \
            "return redis.call('del', KEYS[1]) else return 0 end"
 
 
-class JobKeys:
-    """Key names of the API's job records.
-
-    Private to the API for now; they belong in kubeingest/names.py next to the per-job keys
-    (`ingestion:{id}`, `ingestions`, `ingestions:tenant:{tenant}` under the stream prefix).
-    """
-
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-
-    def _p(self, name: str) -> str:
-        return f"{self.prefix}:{name}" if self.prefix else name
-
-    def record(self, job_id: str) -> str:
-        return self._p(f"ingestion:{job_id}")
-
-    def all_index(self) -> str:
-        return self._p("ingestions")
-
-    def tenant_index(self, tenant: str) -> str:
-        return self._p(f"ingestions:tenant:{tenant}")
-
-    def lease(self, job_id: str) -> str:
-        """Which API process runs the job's fan-out (a token with a TTL it keeps renewing)."""
-        return self._p(f"ingestion:{job_id}:owner")
-
-
 @dataclass
 class JobRecord:
     id: str
@@ -191,7 +164,6 @@ class IngestionJobs:
         self.redis = redis
         self.settings = settings
         self.names = Names(settings.stream_prefix)
-        self.keys = JobKeys(settings.stream_prefix)
         self.progress = ProgressStore(redis, self.names)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stopping: set[str] = set()
@@ -205,10 +177,10 @@ class IngestionJobs:
                         collection=spec.destination.collection, spec=raw_spec)
         rec.set_phase(PENDING, "Created", "accepted; waiting to start")
         async with self.redis.pipeline(transaction=True) as p:
-            p.hset(self.keys.record(job_id), mapping=rec.to_hash())  # type: ignore[arg-type]
-            p.zadd(self.keys.tenant_index(tenant), {job_id: rec.created_at})
-            p.zadd(self.keys.all_index(), {job_id: rec.created_at})
-            p.set(self.keys.lease(job_id), self.owner, ex=LEASE_S)
+            p.hset(self.names.ingestion_record(job_id), mapping=rec.to_hash())  # type: ignore[arg-type]
+            p.zadd(self.names.ingestion_tenant_index(tenant), {job_id: rec.created_at})
+            p.zadd(self.names.ingestion_index(), {job_id: rec.created_at})
+            p.set(self.names.ingestion_lease(job_id), self.owner, ex=LEASE_S)
             await p.execute()
         self._start(rec, spec)
         return rec
@@ -217,13 +189,13 @@ class IngestionJobs:
         """API start: take over unfinished ingestions no live API process holds (one that
         stopped or crashed); the fan-out continues from its checkpoint. Returns how many."""
         resumed = 0
-        for raw_id in await self.redis.zrange(self.keys.all_index(), 0, -1):
+        for raw_id in await self.redis.zrange(self.names.ingestion_index(), 0, -1):
             if not isinstance(raw_id, (bytes, str)):
                 continue
             rec = await self.load(_str(raw_id))
             if rec is None or rec.final_status is not None or rec.phase not in (PENDING, RUNNING):
                 continue
-            if not await self.redis.set(self.keys.lease(rec.id), self.owner, ex=LEASE_S,
+            if not await self.redis.set(self.names.ingestion_lease(rec.id), self.owner, ex=LEASE_S,
                                         nx=True):
                 continue  # another API process runs it
             try:
@@ -238,7 +210,7 @@ class IngestionJobs:
         return resumed
 
     async def load(self, job_id: str) -> JobRecord | None:
-        raw = await self.redis.hgetall(self.keys.record(job_id))
+        raw = await self.redis.hgetall(self.names.ingestion_record(job_id))
         return JobRecord.from_hash(raw) if raw else None
 
     async def status(self, rec: JobRecord) -> dict[str, Any]:
@@ -256,7 +228,8 @@ class IngestionJobs:
     async def page(self, tenant: str | None, limit: int, offset: int
                    ) -> tuple[list[JobRecord], int | None]:
         """Newest first; returns (records, next offset or None)."""
-        index = self.keys.all_index() if tenant is None else self.keys.tenant_index(tenant)
+        index = (self.names.ingestion_index() if tenant is None
+                 else self.names.ingestion_tenant_index(tenant))
         found = await self.redis.zrevrange(index, offset, offset + limit)
         ids = [v for v in found if isinstance(v, (bytes, str))]
         more = len(ids) > limit
@@ -287,10 +260,10 @@ class IngestionJobs:
         if rec.spec.get("deletionPolicy") == DeletionPolicy.DELETE.value:
             await self._purge(rec)
         async with self.redis.pipeline(transaction=True) as p:
-            p.delete(self.keys.record(rec.id))
-            p.delete(self.keys.lease(rec.id))  # an owner elsewhere notices and stops
-            p.zrem(self.keys.tenant_index(rec.tenant), rec.id)
-            p.zrem(self.keys.all_index(), rec.id)
+            p.delete(self.names.ingestion_record(rec.id))
+            p.delete(self.names.ingestion_lease(rec.id))  # an owner elsewhere notices and stops
+            p.zrem(self.names.ingestion_tenant_index(rec.tenant), rec.id)
+            p.zrem(self.names.ingestion_index(), rec.id)
             await p.execute()
         self._stopping.discard(rec.id)
 
@@ -326,14 +299,14 @@ class IngestionJobs:
                 await self._release(job_id)
 
     async def _release(self, job_id: str) -> None:
-        await self.redis.eval(_RELEASE, 1, self.keys.lease(job_id), self.owner)
+        await self.redis.eval(_RELEASE, 1, self.names.ingestion_lease(job_id), self.owner)
 
     async def _keep_lease(self, job_id: str) -> None:
         """Renew the lease; if it is gone (cancelled elsewhere) stop this fan-out."""
         while True:
             await asyncio.sleep(LEASE_CHECK_S)
             renewed = await self.redis.eval(
-                _RENEW, 1, self.keys.lease(job_id), self.owner, LEASE_S)
+                _RENEW, 1, self.names.ingestion_lease(job_id), self.owner, LEASE_S)
             if not renewed:
                 logger.warning("ingestion %s: lease lost; stopping its fan-out", job_id)
                 self._stopping.add(job_id)
@@ -348,13 +321,13 @@ class IngestionJobs:
     async def _update(self, rec: JobRecord, ttl_s: int | None = None) -> None:
         if rec.id in self._stopping:
             return
-        if _str(await self.redis.get(self.keys.lease(rec.id)) or b"") != self.owner:
+        if _str(await self.redis.get(self.names.ingestion_lease(rec.id)) or b"") != self.owner:
             self._stopping.add(rec.id)  # cancelled (or taken over) elsewhere: write nothing
             return
         async with self.redis.pipeline(transaction=True) as p:
-            p.hset(self.keys.record(rec.id), mapping=rec.to_hash())  # type: ignore[arg-type]
+            p.hset(self.names.ingestion_record(rec.id), mapping=rec.to_hash())  # type: ignore[arg-type]
             if ttl_s is not None:
-                p.expire(self.keys.record(rec.id), ttl_s)
+                p.expire(self.names.ingestion_record(rec.id), ttl_s)
             await p.execute()
 
     async def _run(self, rec: JobRecord, spec: IngestionJobSpec) -> None:
