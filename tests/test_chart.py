@@ -81,6 +81,8 @@ SCENARIOS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] =
     "monitors": ((), tuple(MONITORS_ON), (MONITORING_API,)),
     "everything": ((str(GPU_VALUES),), tuple(EVERYTHING_ON), (KEDA_API, MONITORING_API)),
     "external-keda": ((), (*EXTERNAL, *KEDA_ON, "networkPolicy.enabled=true"), (KEDA_API,)),
+    "api-cluster": ((), ("api.enabled=true", "api.ingestMode=cluster", "api.jobsNamespace=jobs"),
+                    ()),
 }
 
 
@@ -366,6 +368,39 @@ def test_api_is_optional() -> None:
         "name": "api-keys", "key": "apiKeys"}
     svc = one(docs, "Service", "rel-kubeingest-api")
     assert svc["spec"]["ports"][0]["targetPort"] == "http"
+
+
+def test_api_cluster_mode_has_its_own_account_and_only_ingestionjob_rights() -> None:
+    docs = scenario("api-cluster")
+    spec = one(docs, "Deployment", "rel-kubeingest-api")["spec"]["template"]["spec"]
+    assert spec["serviceAccountName"] == "rel-kubeingest-api"
+    assert spec["automountServiceAccountToken"] is True
+    e = env(spec["containers"][0])
+    assert e["KUBEINGEST_INGEST_MODE"]["value"] == "cluster"
+    assert e["KUBEINGEST_KUBE_NAMESPACE"]["value"] == "jobs"
+    assert "rel-kubeingest-api" in kinds(docs, "ServiceAccount")
+    role = one(docs, "Role", "rel-kubeingest-api")
+    assert role["metadata"]["namespace"] == "jobs"
+    assert role["rules"] == [{"apiGroups": ["kubeingest.io"], "resources": ["ingestionjobs"],
+                              "verbs": ["create", "get", "list", "delete"]}]
+    binding = one(docs, "RoleBinding", "rel-kubeingest-api")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "rel-kubeingest-api",
+                                    "namespace": "ingest"}]
+    # The workers keep their account without a token: the API's rights are the API's alone.
+    for name in ("rel-kubeingest-embedder", "rel-kubeingest-sink"):
+        worker = one(docs, "Deployment", name)["spec"]["template"]["spec"]
+        assert worker["serviceAccountName"] == "rel-kubeingest-worker"
+        assert worker["automountServiceAccountToken"] is False
+
+
+def test_api_local_mode_has_no_token_and_no_rbac() -> None:
+    docs = scenario("everything")
+    spec = one(docs, "Deployment", "rel-kubeingest-api")["spec"]["template"]["spec"]
+    assert spec["serviceAccountName"] == "rel-kubeingest-worker"
+    assert spec["automountServiceAccountToken"] is False
+    assert env(spec["containers"][0])["KUBEINGEST_INGEST_MODE"]["value"] == "local"
+    assert "rel-kubeingest-api" not in kinds(docs, "Role")
+    assert "rel-kubeingest-api" not in kinds(docs, "ServiceAccount")
 
 
 # -- GPU values ---------------------------------------------------------------------------

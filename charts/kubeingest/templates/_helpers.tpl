@@ -71,6 +71,25 @@ Service accounts.
 {{- end }}
 {{- end }}
 
+{{/* The HTTP API in cluster mode: it creates IngestionJobs, so it has its own account. */}}
+{{- define "kubeingest.api.clusterMode" -}}
+{{- if eq (.Values.api.ingestMode | default "local") "cluster" }}true{{ end }}
+{{- end }}
+
+{{- define "kubeingest.api.jobsNamespace" -}}
+{{- default .Release.Namespace .Values.api.jobsNamespace }}
+{{- end }}
+
+{{- define "kubeingest.api.serviceAccountName" -}}
+{{- if not (include "kubeingest.api.clusterMode" .) }}
+{{- include "kubeingest.serviceAccountName" . }}
+{{- else if .Values.api.serviceAccount.create }}
+{{- default (printf "%s-api" (include "kubeingest.fullname" .)) .Values.api.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.api.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
 {{- define "kubeingest.operator.serviceAccountName" -}}
 {{- if .Values.operator.serviceAccount.create }}
 {{- default (printf "%s-operator" (include "kubeingest.fullname" .)) .Values.operator.serviceAccount.name }}
