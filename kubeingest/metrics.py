@@ -37,7 +37,8 @@ STREAM_PENDING = Gauge(
 
 # -- embedder ---------------------------------------------------------------------------------
 EMBED_BATCHES = Counter(
-    f"{NS}_embedder_batches_total", "Batches embedded, by status.",
+    f"{NS}_embedder_batches_total",
+    "Requests handled, by status: success, error, skipped (its job was deleted).",
     ["backend", "model", "status"],
 )
 EMBED_TEXTS = Counter(

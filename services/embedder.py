@@ -27,7 +27,12 @@ from kubeingest.contracts import (
     parse_data,
 )
 from kubeingest.embedding import Embedder, EmbeddingError
-from kubeingest.names import ACTION_EMBED_BATCH, ACTION_EMBEDDING_RESULT, EMBEDDING_SERVICE
+from kubeingest.names import (
+    ACTION_EMBED_BATCH,
+    ACTION_EMBEDDING_RESULT,
+    EMBEDDING_SERVICE,
+    Names,
+)
 from kubeingest.streams import DeadLetter, Delivery, Outcome, Result
 
 logger = logging.getLogger(__name__)
@@ -44,9 +49,11 @@ class _Request:
 
 
 class EmbeddingService:
-    def __init__(self, redis: Redis, embedder: Embedder, *, max_text_bytes: int = 65536) -> None:
+    def __init__(self, redis: Redis, embedder: Embedder, names: Names, *,
+                 max_text_bytes: int = 65536) -> None:
         self.redis = redis
         self.embedder = embedder
+        self.names = names
         self.max_text_bytes = max_text_bytes
         self._labels = {"backend": embedder.backend, "model": embedder.model}
 
@@ -59,6 +66,7 @@ class EmbeddingService:
                 ready.append(checked)
             else:
                 results[d.entry_id] = checked
+        ready = await self._skip_deleted_jobs(ready, results)
         # Requests read together are embedded together, up to MAX_TEXTS_PER_CALL texts: the
         # backend sorts them by length before cutting its own batches, so less padding is
         # computed (14% of the model's time on CPU with MiniLM, benchmarks/README.md).
@@ -71,6 +79,34 @@ class EmbeddingService:
         if group:
             results.update(await self._embed_group(group))
         return results
+
+    async def _skip_deleted_jobs(
+        self, ready: list[_Request], results: dict[bytes, Result]
+    ) -> list[_Request]:
+        """Requests of a job deleted since they were published are acked unembedded: the sink
+        would drop their results anyway, and a deleted 200,000-chunk job should not keep a GPU
+        busy. Only the pipeline's own requests are jobs; the HTTP endpoint's callers' are not."""
+        jobs = sorted({r.data.task_id for r in ready
+                       if r.action.reply_to_stream == self.names.embedding_results})
+        if not jobs:
+            return ready
+        async with self.redis.pipeline(transaction=False) as p:
+            for job in jobs:
+                p.exists(self.names.job_state(job))
+            found = await p.execute()
+        gone = {job for job, n in zip(jobs, found, strict=True) if not n}
+        if not gone:
+            return ready
+        keep = []
+        for r in ready:
+            if r.data.task_id in gone and r.action.reply_to_stream == self.names.embedding_results:
+                results[r.delivery.entry_id] = Outcome.ACK
+                metrics.EMBED_BATCHES.labels(**self._labels, status="skipped").inc()
+            else:
+                keep.append(r)
+        logger.info("skipped %d requests of deleted jobs %s", len(ready) - len(keep),
+                    ", ".join(sorted(gone)))
+        return keep
 
     async def _check(self, d: Delivery) -> _Request | Result:
         try:

@@ -72,7 +72,7 @@ async def run_local(manifest: IngestionJobManifest, opts: LocalRunOptions) -> Lo
     store = QdrantStore(open_client(url=opts.qdrant_url, path=opts.qdrant_path,
                                     api_key=opts.qdrant_api_key), server=bool(opts.qdrant_url))
     stop = asyncio.Event()
-    service = EmbeddingService(redis, embedder)
+    service = EmbeddingService(redis, embedder, names)
     sink = IngestionSink(redis, names, store)
     def config(stream: str, group: str, role: str) -> ConsumerConfig:
         # A few entries per read keep this process's single event loop responsive.

@@ -88,7 +88,7 @@ async def run_embedder(settings: EmbedderSettings) -> None:
     )
     logger.info("embedder ready: backend=%s model=%s dim=%d (%.1fs to load)",
                 embedder.backend, embedder.model, embedder.dim, time.perf_counter() - started)
-    service = EmbeddingService(redis, embedder, max_text_bytes=settings.max_text_bytes)
+    service = EmbeddingService(redis, embedder, names, max_text_bytes=settings.max_text_bytes)
     consumer = StreamConsumer(
         redis, consumer_config(settings, names.embed_requests, EMBEDDER_GROUP), service.handle,
         on_dead_letter=service.on_dead_letter,

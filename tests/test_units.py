@@ -265,7 +265,7 @@ async def test_requests_read_together_are_embedded_in_one_call_and_replied_apart
 
     redis = fakeredis.FakeAsyncRedis()
     embedder = _RecordingEmbedder()
-    service = EmbeddingService(redis, embedder)  # type: ignore[arg-type]
+    service = EmbeddingService(redis, embedder, Names("u"))  # type: ignore[arg-type]
     batches = [["alpha", "beta"], ["gamma"], ["delta", "epsilon", "zeta"]]
     with caplog.at_level("INFO", logger="kubeingest.services.embedder"):
         results = await service.handle([_request(i, t, "replies") for i, t in enumerate(batches)])
@@ -293,7 +293,7 @@ async def test_a_bad_request_read_with_others_fails_alone() -> None:
 
     redis = fakeredis.FakeAsyncRedis()
     embedder = _RecordingEmbedder()
-    service = EmbeddingService(redis, embedder)  # type: ignore[arg-type]
+    service = EmbeddingService(redis, embedder, Names("u"))  # type: ignore[arg-type]
     batches = [["alpha"], ["poison", "beta"], ["gamma"]]
     await service.handle([_request(i, t, "replies") for i, t in enumerate(batches)])
 
@@ -304,3 +304,25 @@ async def test_a_bad_request_read_with_others_fails_alone() -> None:
         statuses[action.correlation_id] = (data.status, data.error_code)
     assert statuses == {"corr-0": ("success", None), "corr-1": ("error", "embedding_failed"),
                         "corr-2": ("success", None)}
+
+
+async def test_requests_of_a_deleted_job_are_not_embedded() -> None:
+    from kubeingest.services.embedder import EmbeddingService
+
+    redis = fakeredis.FakeAsyncRedis()
+    names = Names("u")
+    embedder = _RecordingEmbedder()
+    service = EmbeddingService(redis, embedder, names)  # type: ignore[arg-type]
+    job_request = _request(0, ["alpha"], names.embedding_results)
+    http_request = _request(1, ["beta"], "callers-stream")  # not a job: always embedded
+
+    # The job has no state (deleted): its request is acked, not embedded, not replied to.
+    results = await service.handle([job_request, http_request])
+    assert set(results.values()) == {Outcome.ACK}
+    assert embedder.calls == [["beta"]]
+    assert await redis.xlen(names.embedding_results) == 0
+
+    await redis.hset(names.job_state("job"), "started_at", "1")  # a live job is embedded
+    await service.handle([job_request])
+    assert embedder.calls[-1] == ["alpha"]
+    assert await redis.xlen(names.embedding_results) == 1
