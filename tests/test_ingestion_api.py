@@ -397,11 +397,7 @@ def test_chart_grants_the_api_exactly_what_cluster_mode_calls() -> None:
     from tests.test_chart import kinds, one, render
 
     assert "rel-kubeingest-api" not in kinds(render(sets=("api.enabled=true",)), "Role")
-    docs = render(sets=("api.enabled=true",
-                        "api.extraEnv[0].name=KUBEINGEST_INGEST_MODE",
-                        "api.extraEnv[0].value=cluster",
-                        "api.extraEnv[1].name=KUBEINGEST_KUBE_NAMESPACE",
-                        "api.extraEnv[1].value=jobs"))
+    docs = render(sets=("api.enabled=true", "api.ingestMode=cluster", "api.jobsNamespace=jobs"))
     role = kinds(docs, "Role")["rel-kubeingest-api"]
     assert role["metadata"]["namespace"] == "jobs"
     assert role["rules"] == [{"apiGroups": ["kubeingest.io"], "resources": ["ingestionjobs"],
@@ -410,8 +406,9 @@ def test_chart_grants_the_api_exactly_what_cluster_mode_calls() -> None:
     assert binding["roleRef"]["name"] == "rel-kubeingest-api"
     sa = binding["subjects"][0]
     assert sa["kind"] == "ServiceAccount" and sa["namespace"] == "ingest"
-    assert sa["name"] == one(docs, "Deployment", "rel-kubeingest-api")["spec"]["template"][
-        "spec"]["serviceAccountName"]
+    pod = one(docs, "Deployment", "rel-kubeingest-api")["spec"]["template"]["spec"]
+    assert sa["name"] == pod["serviceAccountName"]
+    assert pod["automountServiceAccountToken"] is True  # the API must reach the API server
 
 
 def test_docs_list_every_route_of_the_openapi_schema() -> None:
