@@ -28,6 +28,9 @@ from benchmarks.corpus import PY_DOCS
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODEL_PARTS = (("raw", "raw"), ("kubeingest", "e2e"), ("llamaindex", "peer"))
+# The options a part needs, handed down from `all` to each child process.
+CHILD_OPTIONS = ("corpus", "chunks", "chunk_tokens", "chunk_overlap", "batch", "ceiling_chunks",
+                 "ceiling_batch", "chunk_chars", "processes", "out")
 SMOKE = ["--chunks", "48", "--repeat", "1", "--batch", "16", "--ceiling-chunks", "3000",
          "--ceiling-batch", "64", "--processes", "1,2"]
 
@@ -173,14 +176,9 @@ def _child(part: str, args: argparse.Namespace, *, profile: bool = False,
     """One part in a fresh interpreter: its imports, threads and memory end with it."""
     opts = {**vars(args), **overrides}
     with tempfile.NamedTemporaryFile(suffix=".json") as f:
-        cmd = [sys.executable, "-m", "benchmarks", part, "--json", f.name,
-               "--corpus", str(opts["corpus"]), "--chunks", str(opts["chunks"]),
-               "--chunk-tokens", str(opts["chunk_tokens"]),
-               "--chunk-overlap", str(opts["chunk_overlap"]), "--batch", str(opts["batch"]),
-               "--ceiling-chunks", str(opts["ceiling_chunks"]),
-               "--ceiling-batch", str(opts["ceiling_batch"]),
-               "--chunk-chars", str(opts["chunk_chars"]),
-               "--processes", str(opts["processes"]), "--out", str(opts["out"])]
+        cmd = [sys.executable, "-m", "benchmarks", part, "--json", f.name]
+        for name in CHILD_OPTIONS:
+            cmd += [f"--{name.replace('_', '-')}", str(opts[name])]
         if profile:
             cmd.append("--profile")
         print(f"== {part}{' (profiled)' if profile else ''}", flush=True)

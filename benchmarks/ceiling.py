@@ -9,6 +9,7 @@ model is nearly free (the GPU case, where the model stops hiding the pipeline).
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +51,6 @@ async def ceiling(corpus: Path, chunks: int, processes: list[int], *, batch: int
 
 
 def peer_ceiling(corpus: Path, chunks: int, *, batch: int, chunk_chars: int) -> dict[str, Any]:
-    import time
-
     from llama_index.core.ingestion import IngestionPipeline
     from llama_index.core.schema import TextNode
     from llama_index.vector_stores.qdrant import QdrantVectorStore

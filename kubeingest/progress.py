@@ -154,6 +154,17 @@ class ProgressStore:
         return new
 
     # -- readers -----------------------------------------------------------------------------
+    async def live(self, jobs: set[str]) -> set[str]:
+        """The jobs whose state still exists (not deleted), in one round trip."""
+        ordered = sorted(jobs)
+        if not ordered:
+            return set()
+        async with self.redis.pipeline(transaction=False) as p:
+            for j in ordered:
+                p.exists(self.names.job_state(j))
+            found = await p.execute()
+        return {j for j, n in zip(ordered, found, strict=True) if n}
+
     async def read(self, job_id: str, *, failed_documents: int = 10) -> Progress:
         n = self.names
         async with self.redis.pipeline(transaction=False) as p:

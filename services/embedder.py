@@ -33,6 +33,7 @@ from kubeingest.names import (
     EMBEDDING_SERVICE,
     Names,
 )
+from kubeingest.progress import ProgressStore
 from kubeingest.streams import DeadLetter, Delivery, Outcome, Result
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class EmbeddingService:
         self.redis = redis
         self.embedder = embedder
         self.names = names
+        self.progress = ProgressStore(redis, names)
         self.max_text_bytes = max_text_bytes
         self._labels = {"backend": embedder.backend, "model": embedder.model}
 
@@ -71,14 +73,20 @@ class EmbeddingService:
         # backend sorts them by length before cutting its own batches, so less padding is
         # computed (14% of the model's time on CPU with MiniLM, benchmarks/README.md).
         group: list[_Request] = []
+        texts = 0
         for r in ready:
-            if group and sum(len(g.texts) for g in group) + len(r.texts) > MAX_TEXTS_PER_CALL:
+            if group and texts + len(r.texts) > MAX_TEXTS_PER_CALL:
                 results.update(await self._embed_group(group))
-                group = []
+                group, texts = [], 0
             group.append(r)
+            texts += len(r.texts)
         if group:
             results.update(await self._embed_group(group))
         return results
+
+    def _is_job(self, r: _Request) -> bool:
+        """A pipeline job's request (its reply goes to the sink), not an HTTP caller's."""
+        return r.action.reply_to_stream == self.names.embedding_results
 
     async def _skip_deleted_jobs(
         self, ready: list[_Request], results: dict[bytes, Result]
@@ -86,20 +94,13 @@ class EmbeddingService:
         """Requests of a job deleted since they were published are acked unembedded: the sink
         would drop their results anyway, and a deleted 200,000-chunk job should not keep a GPU
         busy. Only the pipeline's own requests are jobs; the HTTP endpoint's callers' are not."""
-        jobs = sorted({r.data.task_id for r in ready
-                       if r.action.reply_to_stream == self.names.embedding_results})
-        if not jobs:
-            return ready
-        async with self.redis.pipeline(transaction=False) as p:
-            for job in jobs:
-                p.exists(self.names.job_state(job))
-            found = await p.execute()
-        gone = {job for job, n in zip(jobs, found, strict=True) if not n}
+        jobs = {r.data.task_id for r in ready if self._is_job(r)}
+        gone = jobs - await self.progress.live(jobs)
         if not gone:
             return ready
         keep = []
         for r in ready:
-            if r.data.task_id in gone and r.action.reply_to_stream == self.names.embedding_results:
+            if self._is_job(r) and r.data.task_id in gone:
                 results[r.delivery.entry_id] = Outcome.ACK
                 metrics.EMBED_BATCHES.labels(**self._labels, status="skipped").inc()
             else:
@@ -145,14 +146,9 @@ class EmbeddingService:
         results: dict[bytes, Result] = {}
         offset = 0
         for r in group:
-            await self._reply(r.action, r.data, vectors[offset : offset + len(r.texts)])
+            await self._succeed(r, vectors[offset : offset + len(r.texts)], elapsed, len(group))
             offset += len(r.texts)
-            metrics.EMBED_BATCHES.labels(**self._labels, status="success").inc()
             results[r.delivery.entry_id] = Outcome.ACK
-            # One line per request, with its ids: a request stays traceable across the parts.
-            logger.info("embedded %d texts for %s in %.3fs (one call for %d requests)",
-                        len(r.texts), r.data.task_id, elapsed, len(group),
-                        extra=_log_context(r.action))
         return results
 
     async def _embed_one(self, r: _Request) -> Result:
@@ -173,12 +169,19 @@ class EmbeddingService:
             await self._reply_error(action, data, "embedding_failed", f"{type(e).__name__}: {e}")
             return Outcome.ACK
         elapsed = time.perf_counter() - started
-        await self._reply(action, data, vectors)
+        await self._succeed(r, vectors, elapsed, 1)
         self._observe(elapsed, len(texts))
-        metrics.EMBED_BATCHES.labels(**self._labels, status="success").inc()
-        logger.info("embedded %d texts for %s in %.3fs", len(texts), data.task_id, elapsed,
-                    extra=_log_context(action))
         return Outcome.ACK
+
+    async def _succeed(self, r: _Request, vectors: Float32Matrix, elapsed: float,
+                       requests_in_call: int) -> None:
+        """Reply with this request's vectors; one log line per request, with its ids, so a
+        request stays traceable across the parts however many shared the backend call."""
+        await self._reply(r.action, r.data, vectors)
+        metrics.EMBED_BATCHES.labels(**self._labels, status="success").inc()
+        shared = f" (one call for {requests_in_call} requests)" if requests_in_call > 1 else ""
+        logger.info("embedded %d texts for %s in %.3fs%s", len(r.texts), r.data.task_id,
+                    elapsed, shared, extra=_log_context(r.action))
 
     def _observe(self, seconds: float, texts: int) -> None:
         metrics.EMBED_SECONDS.labels(**self._labels).observe(seconds)

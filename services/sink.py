@@ -71,7 +71,8 @@ class IngestionSink:
                 continue
             parsed.append(_Parsed(d, action, data, vectors))
         if parsed:
-            live = await self._live_jobs({p.data.task_id for p in parsed})
+            # Results of a deleted job must not recreate its state.
+            live = await self.progress.live({p.data.task_id for p in parsed})
             for p in [p for p in parsed if p.data.task_id not in live]:
                 # The job was deleted: its late results are dropped, not stored.
                 results[p.delivery.entry_id] = Outcome.ACK
@@ -97,15 +98,6 @@ class IngestionSink:
         await self.redis.set(self.names.job_purged(data.task_id), 1, ex=3600)
         logger.info("purged the points of job %s from %s", data.task_id, data.collection_id)
 
-    async def _live_jobs(self, jobs: set[str]) -> set[str]:
-        """Jobs whose state still exists: results of a deleted job must not recreate it."""
-        ordered = sorted(jobs)
-        async with self.redis.pipeline(transaction=False) as p:
-            for j in ordered:
-                p.exists(self.names.job_state(j))
-            found = await p.execute()
-        return {j for j, n in zip(ordered, found, strict=True) if n}
-
     async def _load_contexts(self, parsed: list[_Parsed]) -> None:
         """One GET per result: the producer stored its batch's context under the request's
         correlation_id, which the embedder's reply carries."""
@@ -125,11 +117,11 @@ class IngestionSink:
         by_collection: dict[str, list[models.PointStruct]] = defaultdict(list)
         dims: dict[str, tuple[int, str]] = {}
         stored: list[tuple[str, list[int], list[str]]] = []  # job, seqs, chunk ids
-        failed: list[tuple[str, list[int], list[str], str]] = []  # job, seqs, ids, code
+        failed: list[tuple[str, list[int], str]] = []  # job, seqs, error code
         for p in parsed:
             d = p.data
             if d.status == "error":
-                failed.append((d.task_id, d.chunk_seqs, d.chunk_ids, d.error_code or "error"))
+                failed.append((d.task_id, d.chunk_seqs, d.error_code or "error"))
                 continue
             missing_seqs: list[int] = []
             ok_seqs, ok_ids = [], []
@@ -148,7 +140,7 @@ class IngestionSink:
             if missing_seqs:
                 # Already-done chunks (a redelivery after the effect) are skipped by
                 # record_failed; the rest really lost their context.
-                failed.append((d.task_id, missing_seqs, [], "context_expired"))
+                failed.append((d.task_id, missing_seqs, "context_expired"))
 
         for collection, points in by_collection.items():
             dim, distance = dims[collection]
@@ -156,8 +148,8 @@ class IngestionSink:
                 await self.store.ensure_collection(collection, dim, distance)
             except DimensionMismatch as e:
                 logger.error("%s", e)
-                for job, seqs, ids in [s for s in stored if _in(s, points)]:
-                    failed.append((job, seqs, ids, "dimension_mismatch"))
+                for job, seqs, _ in [s for s in stored if _in(s, points)]:
+                    failed.append((job, seqs, "dimension_mismatch"))
                 stored = [s for s in stored if not _in(s, points)]
                 continue
             started = time.perf_counter()
@@ -168,7 +160,7 @@ class IngestionSink:
         for job, seqs, _ in stored:
             new = await self.progress.record_stored(job, seqs)
             metrics.SINK_CHUNKS_STORED.inc(new)
-        for job, seqs, _, code in failed:
+        for job, seqs, code in failed:
             new = await self.progress.record_failed(job, seqs, code)
             if new:
                 metrics.SINK_CHUNKS_FAILED.labels(reason=code).inc(new)
